@@ -1,0 +1,135 @@
+// Package config holds ztunnel's one immutable configuration, loaded from the same
+// environment variables as Istio's Rust ztunnel so that Istio's Helm chart drives either.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// ProxyMode says whether ztunnel serves many workloads (shared) or one (dedicated).
+type ProxyMode string
+
+const (
+	Shared    ProxyMode = "shared"
+	Dedicated ProxyMode = "dedicated"
+)
+
+// Config is built once by Load and never changed; every subsystem reads it.
+type Config struct {
+	ProxyMode    ProxyMode
+	WorkloadInfo *WorkloadInfo // dedicated mode only
+	// InPod: listeners inside each pod's netns (istio-cni ZDS). False is node mode: one
+	// netns, the source workload found by its IP.
+	InPod          bool
+	InPodUDS       string
+	InPodPortReuse bool
+	// Standalone is set when nothing points ztunnel at a control plane or a static config
+	// and it does not run in a cluster: it then serves the embedded example config.
+	Standalone bool
+
+	XDSAddress  string // "" disables xDS
+	CAAddress   string
+	XDSRootCert RootCert
+	CARootCert  RootCert
+	AuthToken   Token
+	XDSHeaders  []Header
+	CAHeaders   []Header
+	XDSOnDemand bool
+
+	LocalXDSPath string
+	LocalXDS     string // inline YAML
+
+	FakeCA    bool
+	SecretTTL time.Duration
+
+	ClusterID      string
+	ClusterDomain  string
+	TrustDomain    string
+	Network        string
+	NodeName       string
+	InstanceIP     string
+	PodName        string
+	PodNamespace   string
+	ServiceAccount string
+
+	PacketMark    uint32 // 0: no mark
+	EnableOrigSrc *bool  // nil: best effort (auto)
+	IPv6Enabled   bool
+	Keepalive     Keepalive
+	UserTimeout   bool
+
+	WindowSize           uint32
+	ConnectionWindowSize uint32
+	FrameSize            uint32
+
+	PoolMaxStreamsPerConn    uint16
+	PoolUnusedReleaseTimeout time.Duration
+
+	// TerminationDeadline bounds draining on shutdown.
+	TerminationDeadline time.Duration
+	WorkerThreads       int // the GOMAXPROCS that start-up applies
+	Socks5Enabled       bool
+
+	// ProxyMetadata holds ISTIO_META_* with the prefix stripped; ProxyMetadataJSON holds
+	// ISTIO_METAJSON_* values, already checked to be JSON.
+	ProxyMetadata     map[string]string
+	ProxyMetadataJSON map[string]string
+
+	LogFormat string // "plain" or "json"
+	LogLevel  string // RUST_LOG syntax
+
+	Addrs Addresses
+}
+
+// Addresses are the listeners of the ztunnel process itself (not those in pod netns).
+type Addresses struct {
+	Admin            []netip.AddrPort // localhost, v4 and (when available) v6
+	Stats            netip.AddrPort
+	Readiness        netip.AddrPort
+	Inbound          netip.AddrPort
+	InboundPlaintext netip.AddrPort
+	Outbound         netip.AddrPort
+	Socks5           netip.AddrPort
+}
+
+// WorkloadInfo names the workload of a dedicated-mode ztunnel.
+type WorkloadInfo struct {
+	Namespace      string
+	Name           string
+	ServiceAccount string
+}
+
+// RootCert is where trusted roots come from: a file, the system pool, or inline PEM.
+type RootCert struct {
+	File   string
+	System bool
+	PEM    string
+}
+
+// Token is the bearer credential for istiod: a file re-read on every use, or a literal.
+type Token struct {
+	File    string
+	Literal string
+}
+
+// Header is one extra gRPC metadata entry; kept as a list to keep the env order stable.
+type Header struct {
+	Name, Value string
+}
+
+// Keepalive is TCP keepalive for accepted and outbound sockets.
+type Keepalive struct {
+	Enabled  bool
+	Time     time.Duration
+	Interval time.Duration
+	Retries  uint32
+}
+
+// IstioVersion is the `tag` of istio_build, from ISTIO_META_ISTIO_VERSION.
+func (c *Config) IstioVersion() string {
+	if v := c.ProxyMetadata["ISTIO_VERSION"]; v != "" {
+		return v
+	}
+	return "unknown"
+}

@@ -1,0 +1,268 @@
+package config
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Files whose presence means "running in a Kubernetes pod": the projected Istio token and
+// the default service-account token.
+const (
+	defaultIstioToken = "./var/run/secrets/tokens/istio-token"
+	k8sTokenFile      = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	defaultRootCert   = "./var/run/secrets/istio/root-cert.pem"
+	clusterIstiod     = "https://istiod.istio-system.svc:15012"
+	localIstiod       = "https://localhost:15012"
+)
+
+// Source is everything Load reads. Tests build one by hand; FromOS reads the process.
+type Source struct {
+	Env        []string          // KEY=VALUE pairs, as os.Environ returns them
+	FileExists func(string) bool // nil: os.Stat
+	IPv6       func() bool       // nil: probe by binding [::1]
+	NumCPU     int               // 0: runtime.NumCPU()
+}
+
+// FromOS is the Source of a real start-up.
+func FromOS() Source { return Source{Env: os.Environ()} }
+
+// Load builds the Config. Every malformed variable is reported, each naming the variable
+// and its value, so one start-up attempt shows all mistakes at once.
+func Load(src Source) (*Config, error) {
+	r := newReader(src)
+	c := &Config{}
+	r.loadMode(c)
+	r.loadControlPlane(c)
+	r.loadIdentity(c)
+	r.loadNetwork(c)
+	r.loadHTTP2(c)
+	r.loadRuntime(c)
+	r.loadMetadata(c)
+	c.Addrs = addresses(c.IPv6Enabled && src.ipv6())
+	if err := errors.Join(r.errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s Source) exists(path string) bool {
+	if s.FileExists != nil {
+		return s.FileExists(path)
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func (s Source) ipv6() bool {
+	if s.IPv6 != nil {
+		return s.IPv6()
+	}
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+func (s Source) cpus() int {
+	if s.NumCPU > 0 {
+		return s.NumCPU
+	}
+	return runtime.NumCPU()
+}
+
+// loadMode decides shared/dedicated, in-pod/node and standalone. Standalone is chosen
+// only when nothing names a control plane or a static config and no token file says we
+// run in a cluster: then ztunnel serves an embedded example in node mode with the
+// built-in CA, so `go run ./cmd/ztunnel` works on a laptop.
+func (r *reader) loadMode(c *Config) {
+	c.ProxyMode = Shared
+	switch v, _ := r.get("PROXY_MODE"); v {
+	case "", "shared":
+	case "dedicated":
+		c.ProxyMode = Dedicated
+	default:
+		r.fail("PROXY_MODE", v, errors.New(`want "shared" or "dedicated"`))
+	}
+	if v, ok := r.get("PROXY_WORKLOAD_INFO"); ok {
+		c.WorkloadInfo = r.workloadInfo(v)
+	} else if c.ProxyMode == Dedicated {
+		r.fail("PROXY_WORKLOAD_INFO", "", errors.New("required with PROXY_MODE=dedicated"))
+	}
+	_, xds := r.get("XDS_ADDRESS")
+	_, path := r.get("LOCAL_XDS_PATH")
+	_, inline := r.get("LOCAL_XDS")
+	_, token := r.get("AUTH_TOKEN")
+	c.Standalone = !xds && !path && !inline && !token && !r.inCluster()
+	c.InPod = r.boolean("INPOD_ENABLED", c.ProxyMode == Shared && !c.Standalone)
+	if c.InPod && c.ProxyMode == Dedicated {
+		r.fail("INPOD_ENABLED", "true", errors.New("in-pod mode needs PROXY_MODE=shared"))
+	}
+	c.InPodUDS = r.str("INPOD_UDS", "/var/run/ztunnel/ztunnel.sock")
+	c.InPodPortReuse = r.boolean("INPOD_PORT_REUSE", true)
+}
+
+func (r *reader) inCluster() bool {
+	return r.src.exists(defaultIstioToken) || r.src.exists(k8sTokenFile)
+}
+
+func (r *reader) workloadInfo(v string) *WorkloadInfo {
+	parts := strings.Split(v, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		r.fail("PROXY_WORKLOAD_INFO", v, errors.New("want namespace/name/serviceaccount"))
+		return nil
+	}
+	return &WorkloadInfo{Namespace: parts[0], Name: parts[1], ServiceAccount: parts[2]}
+}
+
+// loadControlPlane reads istiod's addresses, roots and credentials. Outside a cluster an
+// unset XDS_ADDRESS means "no xDS" (rather than Rust's https://localhost:15012), because a
+// laptop or VM user with a static config has no istiod to reach.
+func (r *reader) loadControlPlane(c *Config) {
+	def := clusterIstiod
+	if !r.inCluster() {
+		def = localIstiod
+		if c.Standalone || r.has("LOCAL_XDS_PATH") || r.has("LOCAL_XDS") {
+			def = ""
+		}
+	}
+	c.XDSAddress = r.url("XDS_ADDRESS", def)
+	caDef := c.XDSAddress
+	if caDef == "" && !c.Standalone {
+		caDef = map[bool]string{true: clusterIstiod, false: localIstiod}[r.inCluster()]
+	}
+	c.CAAddress = r.url("CA_ADDRESS", caDef)
+	c.XDSRootCert = r.rootCert("XDS_ROOT_CA")
+	c.CARootCert = r.rootCert("CA_ROOT_CA")
+	c.AuthToken = r.token("AUTH_TOKEN")
+	c.XDSHeaders = r.headers("XDS_HEADER_")
+	c.CAHeaders = r.headers("CA_HEADER_")
+	c.XDSOnDemand = r.boolean("XDS_ON_DEMAND", false)
+	c.LocalXDSPath = r.str("LOCAL_XDS_PATH", "")
+	c.LocalXDS = r.str("LOCAL_XDS", "")
+	if c.LocalXDSPath != "" && c.LocalXDS != "" {
+		r.fail("LOCAL_XDS", "(inline)", errors.New("set LOCAL_XDS or LOCAL_XDS_PATH, not both"))
+	}
+	c.FakeCA = r.boolean("FAKE_CA", c.Standalone)
+	c.SecretTTL = r.duration("SECRET_TTL", 24*time.Hour)
+}
+
+func (r *reader) loadIdentity(c *Config) {
+	c.ClusterID = r.str("CLUSTER_ID", "Kubernetes")
+	if v, ok := r.get("ISTIO_META_CLUSTER_ID"); ok && v != "" {
+		c.ClusterID = v
+	}
+	c.ClusterDomain = r.str("CLUSTER_DOMAIN", "cluster.local")
+	c.TrustDomain = r.str("TRUST_DOMAIN", "cluster.local")
+	c.Network = r.str("NETWORK", "")
+	c.NodeName = r.str("NODE_NAME", "")
+	c.InstanceIP = r.str("INSTANCE_IP", "")
+	if c.InstanceIP != "" {
+		if _, err := netip.ParseAddr(c.InstanceIP); err != nil {
+			r.fail("INSTANCE_IP", c.InstanceIP, errors.New("want an IP address"))
+		}
+	}
+	c.PodName = r.str("POD_NAME", "")
+	c.PodNamespace = r.str("POD_NAMESPACE", "")
+	c.ServiceAccount = r.str("SERVICE_ACCOUNT", "")
+}
+
+func (r *reader) loadNetwork(c *Config) {
+	mark := uint64(0)
+	if c.ProxyMode == Shared {
+		mark = 1337
+	}
+	c.PacketMark = uint32(r.uint("PACKET_MARK", mark, 0, 1<<32-1))
+	if _, ok := r.get("ENABLE_ORIG_SRC"); ok {
+		v := r.boolean("ENABLE_ORIG_SRC", false)
+		c.EnableOrigSrc = &v
+	}
+	c.IPv6Enabled = r.boolean("IPV6_ENABLED", true)
+	c.Keepalive = Keepalive{
+		Enabled:  r.boolean("KEEPALIVE_ENABLED", true),
+		Time:     r.duration("KEEPALIVE_TIME", 180*time.Second),
+		Interval: r.duration("KEEPALIVE_INTERVAL", 180*time.Second),
+		Retries:  uint32(r.uint("KEEPALIVE_RETRIES", 9, 1, 255)),
+	}
+	c.UserTimeout = r.boolean("USER_TIMEOUT_ENABLED", false)
+	c.Socks5Enabled = r.boolean("UNSTABLE_ENABLE_SOCKS5", false)
+}
+
+// loadHTTP2 bounds the HBONE settings by what RFC 9113 allows, so that a typo fails at
+// start-up rather than as a protocol error on the first connection.
+func (r *reader) loadHTTP2(c *Config) {
+	const maxWindow = 1<<31 - 1
+	c.WindowSize = uint32(r.uint("HTTP2_STREAM_WINDOW_SIZE", 4<<20, 65535, maxWindow))
+	c.ConnectionWindowSize = uint32(r.uint("HTTP2_CONNECTION_WINDOW_SIZE", 16<<20, 65535, maxWindow))
+	c.FrameSize = uint32(r.uint("HTTP2_FRAME_SIZE", 1<<20, 16384, 1<<24-1))
+	c.PoolMaxStreamsPerConn = uint16(r.uint("POOL_MAX_STREAMS_PER_CONNECTION", 100, 1, 65535))
+	c.PoolUnusedReleaseTimeout = r.duration("POOL_UNUSED_RELEASE_TIMEOUT", 5*time.Minute)
+}
+
+func (r *reader) loadRuntime(c *Config) {
+	c.TerminationDeadline = 5 * time.Second
+	if v, ok := r.get("TERMINATION_GRACE_PERIOD_SECONDS"); ok {
+		n := r.uint("TERMINATION_GRACE_PERIOD_SECONDS", 0, 0, 1<<31)
+		if v != "" && n > 0 {
+			c.TerminationDeadline = time.Duration(graceToDeadline(n)) * time.Second
+		}
+	}
+	if r.has("CONNECTION_TERMINATION_DEADLINE") {
+		c.TerminationDeadline = r.duration("CONNECTION_TERMINATION_DEADLINE", c.TerminationDeadline)
+	}
+	c.WorkerThreads = r.workerThreads("ZTUNNEL_WORKER_THREADS", r.src.cpus())
+	c.LogFormat = r.oneOf("LOG_FORMAT", "plain", "plain", "json")
+	c.LogLevel = r.logLevel("RUST_LOG", "info")
+}
+
+// graceToDeadline leaves the kubelet time to see ztunnel exit before it kills it:
+// 5 s of margin for long grace periods, 1 s for short ones, never less than 1 s.
+func graceToDeadline(secs uint64) uint64 {
+	d := secs - 1
+	if secs > 10 {
+		d = secs - 5
+	}
+	return max(d, 1)
+}
+
+func (r *reader) loadMetadata(c *Config) {
+	c.ProxyMetadata = map[string]string{}
+	c.ProxyMetadataJSON = map[string]string{}
+	for _, kv := range r.withPrefix("ISTIO_META_") {
+		c.ProxyMetadata[kv.Name] = kv.Value
+	}
+	for _, kv := range r.withPrefix("ISTIO_METAJSON_") {
+		if !jsonValid(kv.Value) {
+			r.fail("ISTIO_METAJSON_"+kv.Name, kv.Value, errors.New("want JSON"))
+			continue
+		}
+		c.ProxyMetadataJSON[kv.Name] = kv.Value
+	}
+}
+
+// addresses are the seed's listener addresses; without IPv6 the wildcard binds IPv4 only.
+func addresses(v6 bool) Addresses {
+	wild := netip.IPv6Unspecified()
+	if !v6 {
+		wild = netip.IPv4Unspecified()
+	}
+	a := Addresses{
+		Admin:            []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 15000)},
+		Stats:            netip.AddrPortFrom(wild, 15020),
+		Readiness:        netip.AddrPortFrom(wild, 15021),
+		Inbound:          netip.AddrPortFrom(wild, 15008),
+		InboundPlaintext: netip.AddrPortFrom(wild, 15006),
+		Outbound:         netip.AddrPortFrom(wild, 15001),
+		Socks5:           netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 15080),
+	}
+	if v6 {
+		a.Admin = append(a.Admin, netip.AddrPortFrom(netip.IPv6Loopback(), 15000))
+	}
+	return a
+}

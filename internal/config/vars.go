@@ -1,0 +1,84 @@
+package config
+
+// Variable documents one environment variable that Load reads. The table below is the
+// single source of truth: the README's configuration table is checked against it by a
+// test, and Load refuses to read a name that is not declared here, so the three cannot
+// drift apart.
+type Variable struct {
+	Name    string // exact name, or a prefix ending in "*" for families (XDS_HEADER_*)
+	Default string // as a user would write it; "–" when unset means "off" or "none"
+	Meaning string
+}
+
+// Variables lists every environment variable ztunnel reads, in README order.
+func Variables() []Variable { return append([]Variable(nil), variables...) }
+
+var variables = []Variable{
+	{"PROXY_MODE", "shared", "`shared`: node proxy for many workloads; `dedicated`: one workload, no impersonation"},
+	{"PROXY_WORKLOAD_INFO", "–", "`namespace/name/serviceaccount` of the one workload; required with `dedicated`"},
+	{"INPOD_ENABLED", "true (shared, in a cluster); false (standalone)", "in-pod redirection (pod netns from istio-cni over ZDS); false = node mode (one netns, source found by IP)"},
+	{"INPOD_UDS", "/var/run/ztunnel/ztunnel.sock", "ZDS socket of istio-cni"},
+	{"INPOD_PORT_REUSE", "true", "SO_REUSEPORT on listeners inside pod netns"},
+	{"XDS_ADDRESS", "https://istiod.istio-system.svc:15012", "istiod delta xDS; `https://` is added when no scheme is given; empty disables xDS"},
+	{"CA_ADDRESS", "same as XDS_ADDRESS", "Istio CA; ignored with FAKE_CA"},
+	{"XDS_ROOT_CA", "./var/run/secrets/istio/root-cert.pem", "roots for XDS_ADDRESS: a file, `SYSTEM`, or inline PEM"},
+	{"CA_ROOT_CA", "./var/run/secrets/istio/root-cert.pem", "roots for CA_ADDRESS: a file, `SYSTEM`, or inline PEM"},
+	{"AUTH_TOKEN", "./var/run/secrets/tokens/istio-token", "bearer token for xDS and CA: a file path, or a literal token"},
+	{"XDS_HEADER_*", "–", "extra gRPC metadata on xDS: `XDS_HEADER_X_FOO=v` sends `x_foo: v` (name lowercased)"},
+	{"CA_HEADER_*", "–", "extra gRPC metadata on CA calls, as XDS_HEADER_*"},
+	{"XDS_ON_DEMAND", "false", "fetch Address resources on demand"},
+	{"LOCAL_XDS_PATH", "–", "static config file (YAML), applied at start"},
+	{"LOCAL_XDS", "–", "static config inline (YAML); exclusive with LOCAL_XDS_PATH"},
+	{"FAKE_CA", "false (true in standalone)", "built-in CA that signs any identity; not for production clusters"},
+	{"SECRET_TTL", "24h", "requested certificate validity"},
+	{"CLUSTER_ID", "Kubernetes", "cluster name (`ISTIO_META_CLUSTER_ID` wins)"},
+	{"CLUSTER_DOMAIN", "cluster.local", "DNS suffix of services"},
+	{"TRUST_DOMAIN", "cluster.local", "trust domain of ztunnel's own identity"},
+	{"NETWORK", "–", "network of this node"},
+	{"NODE_NAME", "–", "this node's name (certificate prefetch, locality)"},
+	{"INSTANCE_IP", "–", "this pod's IP, in the xDS node id"},
+	{"POD_NAME", "–", "this pod's name, in the xDS node id"},
+	{"POD_NAMESPACE", "–", "this pod's namespace, in the xDS node id"},
+	{"SERVICE_ACCOUNT", "–", "this pod's service account (ztunnel's own identity)"},
+	{"PACKET_MARK", "1337 (shared); none (dedicated)", "SO_MARK on ztunnel's sockets, so istio-cni's rules let them through"},
+	{"ENABLE_ORIG_SRC", "auto", "keep the client IP on inbound connections to the app (IP_TRANSPARENT)"},
+	{"IPV6_ENABLED", "true", "bind dual-stack `[::]`; false binds `0.0.0.0`"},
+	{"KEEPALIVE_ENABLED", "true", "TCP keepalive on accepted and outbound sockets"},
+	{"KEEPALIVE_TIME", "180s", "idle time before the first keepalive probe"},
+	{"KEEPALIVE_INTERVAL", "180s", "time between keepalive probes"},
+	{"KEEPALIVE_RETRIES", "9", "probes before the connection is dropped"},
+	{"USER_TIMEOUT_ENABLED", "false", "TCP_USER_TIMEOUT = time + retries × interval"},
+	{"HTTP2_STREAM_WINDOW_SIZE", "4194304", "HBONE stream flow-control window (bytes)"},
+	{"HTTP2_CONNECTION_WINDOW_SIZE", "16777216", "HBONE connection flow-control window (bytes)"},
+	{"HTTP2_FRAME_SIZE", "1048576", "HBONE max frame size (bytes)"},
+	{"POOL_MAX_STREAMS_PER_CONNECTION", "100", "streams per pooled HBONE connection"},
+	{"POOL_UNUSED_RELEASE_TIMEOUT", "5m", "idle pooled connections are closed after this"},
+	{"CONNECTION_TERMINATION_DEADLINE", "5s", "how long draining may take; overrides the one derived from TERMINATION_GRACE_PERIOD_SECONDS"},
+	{"TERMINATION_GRACE_PERIOD_SECONDS", "–", "pod grace period N; the drain deadline becomes N−5 s when N > 10, else N−1 s (at least 1 s)"},
+	{"ZTUNNEL_WORKER_THREADS", "all CPUs", "sets GOMAXPROCS: `N`, `N%` of CPUs, or 0 for all"},
+	{"UNSTABLE_ENABLE_SOCKS5", "false", "SOCKS5 listener on 127.0.0.1:15080"},
+	{"ISTIO_META_*", "–", "xDS node metadata, prefix stripped (`ISTIO_META_ISTIO_VERSION` is the `istio_build` tag)"},
+	{"ISTIO_METAJSON_*", "–", "xDS node metadata parsed as JSON"},
+	{"LOG_FORMAT", "plain", "`plain` or `json`"},
+	{"RUST_LOG", "info", "log levels: `info`, or per component `info,xds=debug` (Rust ztunnel's variable, kept so Istio's chart works)"},
+}
+
+// declared reports whether name is in the table, directly or through a prefix family.
+func declared(name string) bool {
+	for _, v := range variables {
+		if v.Name == name {
+			return true
+		}
+		if p, ok := familyPrefix(v.Name); ok && len(name) > len(p) && name[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+func familyPrefix(name string) (string, bool) {
+	if n := len(name); n > 0 && name[n-1] == '*' {
+		return name[:n-1], true
+	}
+	return "", false
+}
