@@ -2,4 +2,13 @@ module github.com/ztunnel-go/ztunnel
 
 go 1.26.0
 
-require go.uber.org/goleak v1.3.0
+require (
+	go.uber.org/goleak v1.3.0
+	google.golang.org/protobuf v1.36.12-0.20260120151049-f2248ac996af
+)
+
+require (
+	github.com/golang/protobuf v1.5.4 // indirect
+	github.com/planetscale/vtprotobuf v0.6.1-0.20240409071808-615f978279ca // indirect
+	istio.io/istio v0.0.0-20260827124520-eed52ebb66ad
+)
