@@ -152,3 +152,8 @@ func PrefixOf(a *security.Address) (netip.Prefix, error) {
 	}
 	return p, nil
 }
+
+func sortStrings(s []string) []string {
+	sort.Strings(s)
+	return s
+}
