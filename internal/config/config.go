@@ -115,7 +115,8 @@ type Token struct {
 
 // Header is one extra gRPC metadata entry; kept as a list to keep the env order stable.
 type Header struct {
-	Name, Value string
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Keepalive is TCP keepalive for accepted and outbound sockets.

@@ -54,7 +54,54 @@ func ParseLocalConfig(data []byte) (*LocalConfig, error) {
 	if _, err := c.Update(); err != nil {
 		return nil, err
 	}
+	c.normalize()
 	return &c, nil
+}
+
+// normalize fills the defaults a reader of the dump would otherwise have to know
+// (protocol TCP, status Healthy, …) and turns absent lists into empty ones.
+func (c *LocalConfig) normalize() {
+	c.Workloads = nonNil(c.Workloads)
+	c.Services = nonNil(c.Services)
+	c.Policies = nonNil(c.Policies)
+	for i := range c.Workloads {
+		w := &c.Workloads[i]
+		w.Protocol = orDefault(w.Protocol, "TCP")
+		w.NetworkMode = orDefault(w.NetworkMode, "Standard")
+		w.Status = orDefault(w.Status, "Healthy")
+		w.ClusterID = orDefault(w.ClusterID, state.DefaultClusterID)
+		if w.Services == nil {
+			w.Services = map[string]map[uint32]uint32{}
+		}
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		s.VIPs, s.SubjectAltNames = nonNil(s.VIPs), nonNil(s.SubjectAltNames)
+		if s.Ports == nil {
+			s.Ports = map[uint32]uint32{}
+		}
+		if s.Endpoints == nil {
+			s.Endpoints = map[string]state.EndpointJSON{}
+		}
+		s.Visibility = orDefault(s.Visibility, "Public")
+	}
+	for i := range c.Policies {
+		c.Policies[i].Rules = nonNil(c.Policies[i].Rules)
+	}
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 // Update converts the config to one state batch; every bad resource is reported.
