@@ -14,17 +14,17 @@ import (
 // dump118 is /config_dump?layout=1.18: the eleven sections of the seed article, in the
 // snake_case, IP-keyed shape ztunnel 1.18 wrote, for tools and readers of that era.
 type dump118 struct {
-	Certificates        []cert118                 `json:"certificates"`
-	Config              config118                 `json:"config"`
-	LocalNode           *string                   `json:"local_node"`
-	Policies            map[string]policy118      `json:"policies"`
-	PoliciesByNamespace map[string][]string       `json:"policies_by_namespace"`
-	ProxyMode           string                    `json:"proxy_mode"`
-	StaticConfig        any                       `json:"static_config"`
-	Version             version118                `json:"version"`
-	VIPs                map[string][][2]any       `json:"vips"`            // "VIP:port" → [[ip, targetPort]]
-	WorkloadToVIP       map[string][][2]any       `json:"workload_to_vip"` // ip → [["VIP:port", targetPort]]
-	Workloads           map[string]workload118    `json:"workloads"`
+	Certificates        []cert118              `json:"certificates"`
+	Config              config118              `json:"config"`
+	LocalNode           *string                `json:"local_node"`
+	Policies            map[string]policy118   `json:"policies"`
+	PoliciesByNamespace map[string][]string    `json:"policies_by_namespace"`
+	ProxyMode           string                 `json:"proxy_mode"`
+	StaticConfig        any                    `json:"static_config"`
+	Version             version118             `json:"version"`
+	VIPs                map[string][][2]any    `json:"vips"`            // "VIP:port" → [[ip, targetPort]]
+	WorkloadToVIP       map[string][][2]any    `json:"workload_to_vip"` // ip → [["VIP:port", targetPort]]
+	Workloads           map[string]workload118 `json:"workloads"`
 }
 
 // cert118 is a certificate as 1.18 showed it; the certificate manager fills these.
@@ -116,7 +116,7 @@ func workload118Of(snap *state.Snapshot, w *state.Workload, ip netip.Addr) workl
 		WorkloadType: strings.ToLower(w.WorkloadType.String()), CanonicalName: w.CanonicalName,
 		CanonicalRevision: w.CanonicalRevision, Node: w.Node, NativeHbone: w.NativeTunnel,
 		AuthorizationPolicies: append([]string{}, w.AuthorizationPolicies...),
-		Status: w.JSON().Status, ClusterID: w.ClusterId,
+		Status:                w.JSON().Status, ClusterID: w.ClusterId,
 	}
 	if gw := w.NetworkGateway.GetAddress(); gw != nil {
 		if gip, ok := netip.AddrFromSlice(gw.Address); ok {
