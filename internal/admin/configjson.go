@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
 )
 
 // durationJSON is Rust's serde form of a Duration.
@@ -102,6 +103,11 @@ type socketConfigJSON struct {
 	KeepaliveRetries   uint32       `json:"keepaliveRetries"`
 	KeepaliveEnabled   bool         `json:"keepaliveEnabled"`
 	UserTimeoutEnabled bool         `json:"userTimeoutEnabled"`
+}
+
+// EffectiveConfig is the config as the dump shows it, for the start-up log line.
+func EffectiveConfig(c *config.Config, levels *logging.Levels) any {
+	return (&Server{deps: Deps{Config: c, Levels: levels}}).configJSON()
 }
 
 func (s *Server) configJSON() configJSON {

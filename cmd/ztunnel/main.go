@@ -1,0 +1,67 @@
+// Command ztunnel is Istio's ambient-mesh node proxy. `ztunnel` or `ztunnel proxy` runs
+// it; `ztunnel version` prints the build. Configuration comes from the environment.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/ztunnel-go/ztunnel/internal/app"
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/version"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `usage: ztunnel [proxy|version|help]
+  proxy    run the proxy (default); configured by environment variables, see README.md
+  version  print version, git revision and Go version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "proxy"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "proxy":
+		return proxy(stderr)
+	case "version":
+		v := version.Get()
+		fmt.Fprintf(stdout, "version: %s\ngit revision: %s\ngo version: %s\nbuild status: %s\n",
+			v.Version, v.GitRevision, v.GoVersion, v.BuildStatus)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ztunnel: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+func proxy(stderr io.Writer) int {
+	cfg, err := config.Load(config.FromOS())
+	if err != nil {
+		fmt.Fprintf(stderr, "ztunnel: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	runtime.GOMAXPROCS(cfg.WorkerThreads)
+	log, levels, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil { // config.Load already validated RUST_LOG
+		fmt.Fprintf(stderr, "ztunnel: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := app.New(cfg, log, levels).Run(ctx); err != nil {
+		log.Error("ztunnel failed", "error", err)
+		return 1
+	}
+	return 0
+}

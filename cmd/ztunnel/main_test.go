@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// The test binary doubles as ztunnel: with ZTUNNEL_TEST_MAIN set it runs main, so these
+// tests exercise the real command with a real environment, signals and exit codes.
+func TestMain(m *testing.M) {
+	if os.Getenv("ZTUNNEL_TEST_MAIN") == "1" {
+		os.Unsetenv("ZTUNNEL_TEST_MAIN")
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// ztunnel starts the command in an empty directory with only env set: README command 1
+// when env is empty.
+func ztunnel(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append([]string{"ZTUNNEL_TEST_MAIN=1"}, env...)
+	cmd.Dir = t.TempDir()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+func exitCode(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// waitReady polls the readiness port a bounded number of times.
+func waitReady(t *testing.T, out *bytes.Buffer) {
+	t.Helper()
+	for range 400 {
+		resp, err := http.Get("http://127.0.0.1:15021/healthz/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("ztunnel never became ready; output:\n%s", out)
+}
+
+func body(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
+	cmd, out := ztunnel(t, nil)
+	waitReady(t, out)
+	var d struct{ Workloads, Services, Policies []any }
+	if err := json.Unmarshal([]byte(body(t, "http://localhost:15000/config_dump")), &d); err != nil ||
+		len(d.Workloads) != 4 || len(d.Services) != 1 || len(d.Policies) != 1 {
+		t.Errorf("config_dump: %v %d/%d/%d", err, len(d.Workloads), len(d.Services), len(d.Policies))
+	}
+	if m := body(t, "http://localhost:15020/metrics"); !strings.Contains(m, "istio_build{") {
+		t.Error("metrics lack istio_build")
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0; output:\n%s", code, out)
+	}
+	for _, want := range []string{"STANDALONE MODE", "static config loaded workloads=4", "received signal, starting drain", "ztunnel stopped"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBadVariableFailsStartNamingIt(t *testing.T) {
+	cmd, out := ztunnel(t, []string{"PACKET_MARK=lots", "SECRET_TTL=forever"})
+	if code := exitCode(t, cmd); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	for _, want := range []string{`PACKET_MARK="lots"`, `SECRET_TTL="forever"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestPortInUseExitsNonZeroNamingTheAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:15000")
+	if err != nil {
+		t.Fatalf("port 15000 must be free for this test (is another ztunnel running?): %v", err)
+	}
+	defer l.Close()
+	cmd, out := ztunnel(t, []string{"IPV6_ENABLED=false"})
+	if code := exitCode(t, cmd); code == 0 {
+		t.Error("exit code 0 with the admin port taken")
+	}
+	if !strings.Contains(out.String(), "127.0.0.1:15000") {
+		t.Errorf("error does not name the address:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	cmd, out := ztunnel(t, nil, "version")
+	if code := exitCode(t, cmd); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"version: ", "git revision: ", "go version: go1."} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("version output lacks %q:\n%s", want, out)
+		}
+	}
+	cmd, _ = ztunnel(t, nil, "frobnicate")
+	if code := exitCode(t, cmd); code != 2 {
+		t.Errorf("unknown command exit %d, want 2", code)
+	}
+}

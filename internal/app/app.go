@@ -1,0 +1,159 @@
+// Package app wires ztunnel's subsystems: it builds them in dependency order, runs them,
+// and on shutdown drains and stops them in reverse.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ztunnel-go/ztunnel/internal/admin"
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/drain"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/readiness"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+	"github.com/ztunnel-go/ztunnel/internal/version"
+)
+
+// App is one ztunnel process. New builds it without starting anything; Run owns every
+// goroutine and returns after they have all ended.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	levels   *logging.Levels
+	store    *state.Store
+	ready    *readiness.Tracker
+	drain    *drain.Drain
+	registry *prometheus.Registry
+
+	quitOnce sync.Once
+	quit     chan struct{} // closed by Shutdown
+
+	mu      sync.Mutex // guards bound
+	bound   Bound
+	started chan struct{} // closed once every listener is bound and served
+}
+
+// Bound are the addresses actually listened on (ports chosen by the OS when 0).
+type Bound struct {
+	Admin, Stats, Readiness []net.Addr
+}
+
+// New validates the wiring. It reads no files and opens no sockets.
+func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
+	return &App{
+		cfg: cfg, log: log, levels: levels,
+		store:    state.NewStore(),
+		ready:    readiness.New(),
+		drain:    drain.New(),
+		registry: metrics.NewRegistry(cfg.IstioVersion()),
+		quit:     make(chan struct{}),
+		started:  make(chan struct{}),
+	}
+}
+
+// Shutdown starts a graceful shutdown, as SIGTERM does; it does not wait.
+func (a *App) Shutdown() { a.quitOnce.Do(func() { close(a.quit) }) }
+
+// Started is closed when the listeners are serving; Addrs is valid from then on.
+func (a *App) Started() <-chan struct{} { return a.started }
+
+// Addrs returns the bound listener addresses.
+func (a *App) Addrs() Bound {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bound
+}
+
+// Run starts ztunnel and blocks until ctx ends or Shutdown is called, then drains for at
+// most the termination deadline. A start-up failure is returned; a clean stop is nil.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("starting ztunnel", "version", version.Get().Version, "config", jsonString(admin.EffectiveConfig(a.cfg, a.levels)))
+	stateTask := a.ready.Register("state manager")
+	static, err := a.loadSources(stateTask)
+	if err != nil {
+		return err
+	}
+	servers, err := a.bind(static)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		s.serve(&wg, a.log)
+	}
+	close(a.started)
+	a.log.Info("ztunnel started", "admin", addrList(a.bound.Admin), "stats", addrList(a.bound.Stats), "readiness", addrList(a.bound.Readiness))
+
+	select {
+	case <-ctx.Done():
+		a.log.Info("received signal, starting drain", "deadline", a.cfg.TerminationDeadline.String())
+	case <-a.quit:
+		a.log.Info("shutdown requested, starting drain", "deadline", a.cfg.TerminationDeadline.String())
+	}
+	a.stop(servers)
+	wg.Wait()
+	a.log.Info("ztunnel stopped")
+	return nil
+}
+
+// bind opens every listener before any is served, in start order: readiness, admin,
+// stats. On failure the ones already open are closed.
+func (a *App) bind(static any) ([]*httpServer, error) {
+	ready, err := bindHTTP("readiness", a.ready, []netip.AddrPort{a.cfg.Addrs.Readiness}, nil, a.log)
+	if err != nil {
+		return nil, err
+	}
+	adm := admin.New(admin.Deps{
+		Config: a.cfg, State: a.store, Static: static, Levels: a.levels, Version: version.Get(),
+		ProxyArgs: strings.Join(append([]string{"proxy"}, os.Args[1:]...), " "), Shutdown: a.Shutdown,
+		Logger: logging.Scoped(a.log, "admin"),
+	})
+	v6Loopback := func(ap netip.AddrPort) bool { return ap.Addr().Is6() }
+	admSrv, err := bindHTTP("admin", adm, a.cfg.Addrs.Admin, v6Loopback, a.log)
+	if err != nil {
+		ready.close()
+		return nil, err
+	}
+	stats, err := bindHTTP("stats", metrics.Handler(a.registry), []netip.AddrPort{a.cfg.Addrs.Stats}, nil, a.log)
+	if err != nil {
+		ready.close()
+		admSrv.close()
+		return nil, err
+	}
+	a.mu.Lock()
+	a.bound = Bound{Admin: admSrv.addrs(), Stats: stats.addrs(), Readiness: ready.addrs()}
+	a.mu.Unlock()
+	return []*httpServer{ready, admSrv, stats}, nil
+}
+
+// stop flips readiness to failing, drains in-flight work, then stops the servers in
+// reverse start order, all within one termination deadline: past it, what is still open
+// is closed, so the process always exits in time.
+func (a *App) stop(servers []*httpServer) {
+	a.ready.Register("shutdown")
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.TerminationDeadline)
+	defer cancel()
+	if open := a.drain.Wait(ctx); open > 0 {
+		a.log.Warn("drain deadline reached, closing connections", "open", open)
+	}
+	for i := len(servers) - 1; i >= 0; i-- {
+		servers[i].shutdown(ctx)
+	}
+}
+
+func addrList(as []net.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
