@@ -20,6 +20,9 @@ type reader struct {
 	src  Source
 	env  map[string]string
 	errs []error
+	// For the tests that keep vars.go honest: which names and families were read.
+	onGet      func(name string)
+	familyRead map[string]bool
 }
 
 func newReader(src Source) *reader {
@@ -29,7 +32,7 @@ func newReader(src Source) *reader {
 			env[k] = v
 		}
 	}
-	return &reader{src: src, env: env}
+	return &reader{src: src, env: env, familyRead: map[string]bool{}}
 }
 
 // get returns a declared variable. Reading an undeclared one is a programming error:
@@ -37,6 +40,9 @@ func newReader(src Source) *reader {
 func (r *reader) get(name string) (string, bool) {
 	if !declared(name) {
 		panic(fmt.Sprintf("config: variable %s is read but not declared in vars.go", name))
+	}
+	if r.onGet != nil {
+		r.onGet(name)
 	}
 	v, ok := r.env[name]
 	return v, ok
@@ -178,6 +184,7 @@ func (r *reader) token(name string) Token {
 // withPrefix returns the variables of a family, sorted by name so that maps built from
 // them and logs of them are stable.
 func (r *reader) withPrefix(prefix string) []Header {
+	r.familyRead[prefix] = true
 	var out []Header
 	for k, v := range r.env {
 		if name, ok := strings.CutPrefix(k, prefix); ok && name != "" && declared(k) {
