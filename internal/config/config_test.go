@@ -116,62 +116,64 @@ func TestXDSAddressDefaults(t *testing.T) {
 	}
 }
 
-// TestParse covers every variable: one good value with its effect, and one bad value
-// whose error must name the variable and the value.
+var parseCases = []struct {
+	env   string
+	check func(*Config) bool
+	bad   string
+}{
+	{"PROXY_MODE=dedicated", func(c *Config) bool { return c.ProxyMode == Dedicated && c.PacketMark == 0 && !c.InPod }, "PROXY_MODE=sidecar"},
+	{"PROXY_WORKLOAD_INFO=ns/name/sa", func(c *Config) bool { return *c.WorkloadInfo == WorkloadInfo{"ns", "name", "sa"} }, "PROXY_WORKLOAD_INFO=ns/name"},
+	{"INPOD_ENABLED=false", func(c *Config) bool { return !c.InPod }, "INPOD_ENABLED=maybe"},
+	{"INPOD_UDS=/run/z.sock", func(c *Config) bool { return c.InPodUDS == "/run/z.sock" }, ""},
+	{"INPOD_PORT_REUSE=false", func(c *Config) bool { return !c.InPodPortReuse }, "INPOD_PORT_REUSE=nope"},
+	{"XDS_ADDRESS=http://127.0.0.1:15010", func(c *Config) bool { return c.XDSAddress == "http://127.0.0.1:15010" }, "XDS_ADDRESS=ftp://x"},
+	{"CA_ADDRESS=ca:15012", func(c *Config) bool { return c.CAAddress == "https://ca:15012" }, "CA_ADDRESS=https://"},
+	{"XDS_ROOT_CA=SYSTEM", func(c *Config) bool { return c.XDSRootCert.System }, ""},
+	{"CA_ROOT_CA=-----BEGIN CERTIFICATE-----x", func(c *Config) bool { return strings.HasPrefix(c.CARootCert.PEM, "-----BEGIN") }, ""},
+	{"AUTH_TOKEN=eyJhbGciOi.x.y", func(c *Config) bool { return c.AuthToken.Literal == "eyJhbGciOi.x.y" }, ""},
+	{"XDS_HEADER_X_Team=blue", func(c *Config) bool { return reflect.DeepEqual(c.XDSHeaders, []Header{{"x_team", "blue"}}) }, "XDS_HEADER_BAD=a\x01b"},
+	{"CA_HEADER_Tenant=t1", func(c *Config) bool { return reflect.DeepEqual(c.CAHeaders, []Header{{"tenant", "t1"}}) }, "CA_HEADER_X-BIN=v"},
+	{"XDS_ON_DEMAND=true", func(c *Config) bool { return c.XDSOnDemand }, "XDS_ON_DEMAND=2"},
+	{"LOCAL_XDS_PATH=/etc/z.yaml", func(c *Config) bool { return c.LocalXDSPath == "/etc/z.yaml" }, ""},
+	{"LOCAL_XDS=workloads: []", func(c *Config) bool { return c.LocalXDS == "workloads: []" }, ""},
+	{"FAKE_CA=true", func(c *Config) bool { return c.FakeCA }, "FAKE_CA=yes please"},
+	{"SECRET_TTL=1d", func(c *Config) bool { return c.SecretTTL == 24*time.Hour }, "SECRET_TTL=forever"},
+	{"CLUSTER_ID=east", func(c *Config) bool { return c.ClusterID == "east" }, ""},
+	{"CLUSTER_DOMAIN=corp.local", func(c *Config) bool { return c.ClusterDomain == "corp.local" }, ""},
+	{"TRUST_DOMAIN=td.example", func(c *Config) bool { return c.TrustDomain == "td.example" }, ""},
+	{"NETWORK=net1", func(c *Config) bool { return c.Network == "net1" }, ""},
+	{"NODE_NAME=node-a", func(c *Config) bool { return c.NodeName == "node-a" }, ""},
+	{"INSTANCE_IP=10.0.0.7", func(c *Config) bool { return c.InstanceIP == "10.0.0.7" }, "INSTANCE_IP=10.0.0.300"},
+	{"POD_NAME=ztunnel-x", func(c *Config) bool { return c.PodName == "ztunnel-x" }, ""},
+	{"POD_NAMESPACE=istio-system", func(c *Config) bool { return c.PodNamespace == "istio-system" }, ""},
+	{"SERVICE_ACCOUNT=ztunnel", func(c *Config) bool { return c.ServiceAccount == "ztunnel" }, ""},
+	{"PACKET_MARK=0x539", func(c *Config) bool { return c.PacketMark == 1337 }, "PACKET_MARK=-1"},
+	{"ENABLE_ORIG_SRC=false", func(c *Config) bool { return c.EnableOrigSrc != nil && !*c.EnableOrigSrc }, "ENABLE_ORIG_SRC=auto"},
+	{"IPV6_ENABLED=false", func(c *Config) bool { return c.Addrs.Stats.String() == "0.0.0.0:15020" && len(c.Addrs.Admin) == 1 }, "IPV6_ENABLED=v4"},
+	{"KEEPALIVE_ENABLED=false", func(c *Config) bool { return !c.Keepalive.Enabled }, "KEEPALIVE_ENABLED=off"},
+	{"KEEPALIVE_TIME=60", func(c *Config) bool { return c.Keepalive.Time == time.Minute }, "KEEPALIVE_TIME=1 minute"},
+	{"KEEPALIVE_INTERVAL=15s", func(c *Config) bool { return c.Keepalive.Interval == 15*time.Second }, "KEEPALIVE_INTERVAL=-5s"},
+	{"KEEPALIVE_RETRIES=3", func(c *Config) bool { return c.Keepalive.Retries == 3 }, "KEEPALIVE_RETRIES=0"},
+	{"USER_TIMEOUT_ENABLED=true", func(c *Config) bool { return c.UserTimeout }, "USER_TIMEOUT_ENABLED=x"},
+	{"HTTP2_STREAM_WINDOW_SIZE=1048576", func(c *Config) bool { return c.WindowSize == 1<<20 }, "HTTP2_STREAM_WINDOW_SIZE=4294967296"},
+	{"HTTP2_CONNECTION_WINDOW_SIZE=65535", func(c *Config) bool { return c.ConnectionWindowSize == 65535 }, "HTTP2_CONNECTION_WINDOW_SIZE=100"},
+	{"HTTP2_FRAME_SIZE=16384", func(c *Config) bool { return c.FrameSize == 16384 }, "HTTP2_FRAME_SIZE=16777216"},
+	{"POOL_MAX_STREAMS_PER_CONNECTION=50", func(c *Config) bool { return c.PoolMaxStreamsPerConn == 50 }, "POOL_MAX_STREAMS_PER_CONNECTION=0"},
+	{"POOL_UNUSED_RELEASE_TIMEOUT=30s", func(c *Config) bool { return c.PoolUnusedReleaseTimeout == 30*time.Second }, "POOL_UNUSED_RELEASE_TIMEOUT=soon"},
+	{"CONNECTION_TERMINATION_DEADLINE=20s", func(c *Config) bool { return c.TerminationDeadline == 20*time.Second }, "CONNECTION_TERMINATION_DEADLINE=5x"},
+	{"TERMINATION_GRACE_PERIOD_SECONDS=30", func(c *Config) bool { return c.TerminationDeadline == 25*time.Second }, "TERMINATION_GRACE_PERIOD_SECONDS=thirty"},
+	{"ZTUNNEL_WORKER_THREADS=25%", func(c *Config) bool { return c.WorkerThreads == 2 }, "ZTUNNEL_WORKER_THREADS=150%"},
+	{"UNSTABLE_ENABLE_SOCKS5=true", func(c *Config) bool { return c.Socks5Enabled }, "UNSTABLE_ENABLE_SOCKS5=1.0"},
+	{"ISTIO_META_ISTIO_VERSION=1.28.0", func(c *Config) bool { return c.IstioVersion() == "1.28.0" }, ""},
+	{"ISTIO_METAJSON_LABELS={\"app\":\"z\"}", func(c *Config) bool { return c.ProxyMetadataJSON["LABELS"] == `{"app":"z"}` }, "ISTIO_METAJSON_LABELS={app"},
+	{"LOG_FORMAT=json", func(c *Config) bool { return c.LogFormat == "json" }, "LOG_FORMAT=xml"},
+	{"RUST_LOG=info,xds=debug", func(c *Config) bool { return c.LogLevel == "info,xds=debug" }, "RUST_LOG=loud"},
+}
+
+// TestParse covers every variable: one good value with its effect, and (where a value
+// can be malformed) one bad value whose error must name the variable and the value.
 func TestParse(t *testing.T) {
-	tests := []struct {
-		env   string
-		check func(*Config) bool
-		bad   string
-	}{
-		{"PROXY_MODE=dedicated", func(c *Config) bool { return c.ProxyMode == Dedicated && c.PacketMark == 0 && !c.InPod }, "PROXY_MODE=sidecar"},
-		{"PROXY_WORKLOAD_INFO=ns/name/sa", func(c *Config) bool { return *c.WorkloadInfo == WorkloadInfo{"ns", "name", "sa"} }, "PROXY_WORKLOAD_INFO=ns/name"},
-		{"INPOD_ENABLED=false", func(c *Config) bool { return !c.InPod }, "INPOD_ENABLED=maybe"},
-		{"INPOD_UDS=/run/z.sock", func(c *Config) bool { return c.InPodUDS == "/run/z.sock" }, ""},
-		{"INPOD_PORT_REUSE=false", func(c *Config) bool { return !c.InPodPortReuse }, "INPOD_PORT_REUSE=nope"},
-		{"XDS_ADDRESS=http://127.0.0.1:15010", func(c *Config) bool { return c.XDSAddress == "http://127.0.0.1:15010" }, "XDS_ADDRESS=ftp://x"},
-		{"CA_ADDRESS=ca:15012", func(c *Config) bool { return c.CAAddress == "https://ca:15012" }, "CA_ADDRESS=https://"},
-		{"XDS_ROOT_CA=SYSTEM", func(c *Config) bool { return c.XDSRootCert.System }, ""},
-		{"CA_ROOT_CA=-----BEGIN CERTIFICATE-----x", func(c *Config) bool { return strings.HasPrefix(c.CARootCert.PEM, "-----BEGIN") }, ""},
-		{"AUTH_TOKEN=eyJhbGciOi.x.y", func(c *Config) bool { return c.AuthToken.Literal == "eyJhbGciOi.x.y" }, ""},
-		{"XDS_HEADER_X_Team=blue", func(c *Config) bool { return reflect.DeepEqual(c.XDSHeaders, []Header{{"x_team", "blue"}}) }, "XDS_HEADER_BAD=a\x01b"},
-		{"CA_HEADER_Tenant=t1", func(c *Config) bool { return reflect.DeepEqual(c.CAHeaders, []Header{{"tenant", "t1"}}) }, "CA_HEADER_X-BIN=v"},
-		{"XDS_ON_DEMAND=true", func(c *Config) bool { return c.XDSOnDemand }, "XDS_ON_DEMAND=2"},
-		{"LOCAL_XDS_PATH=/etc/z.yaml", func(c *Config) bool { return c.LocalXDSPath == "/etc/z.yaml" }, ""},
-		{"LOCAL_XDS=workloads: []", func(c *Config) bool { return c.LocalXDS == "workloads: []" }, ""},
-		{"FAKE_CA=true", func(c *Config) bool { return c.FakeCA }, "FAKE_CA=yes please"},
-		{"SECRET_TTL=1d", func(c *Config) bool { return c.SecretTTL == 24*time.Hour }, "SECRET_TTL=forever"},
-		{"CLUSTER_ID=east", func(c *Config) bool { return c.ClusterID == "east" }, ""},
-		{"CLUSTER_DOMAIN=corp.local", func(c *Config) bool { return c.ClusterDomain == "corp.local" }, ""},
-		{"TRUST_DOMAIN=td.example", func(c *Config) bool { return c.TrustDomain == "td.example" }, ""},
-		{"NETWORK=net1", func(c *Config) bool { return c.Network == "net1" }, ""},
-		{"NODE_NAME=node-a", func(c *Config) bool { return c.NodeName == "node-a" }, ""},
-		{"INSTANCE_IP=10.0.0.7", func(c *Config) bool { return c.InstanceIP == "10.0.0.7" }, "INSTANCE_IP=10.0.0.300"},
-		{"POD_NAME=ztunnel-x", func(c *Config) bool { return c.PodName == "ztunnel-x" }, ""},
-		{"POD_NAMESPACE=istio-system", func(c *Config) bool { return c.PodNamespace == "istio-system" }, ""},
-		{"SERVICE_ACCOUNT=ztunnel", func(c *Config) bool { return c.ServiceAccount == "ztunnel" }, ""},
-		{"PACKET_MARK=0x539", func(c *Config) bool { return c.PacketMark == 1337 }, "PACKET_MARK=-1"},
-		{"ENABLE_ORIG_SRC=false", func(c *Config) bool { return c.EnableOrigSrc != nil && !*c.EnableOrigSrc }, "ENABLE_ORIG_SRC=auto"},
-		{"IPV6_ENABLED=false", func(c *Config) bool { return c.Addrs.Stats.String() == "0.0.0.0:15020" && len(c.Addrs.Admin) == 1 }, "IPV6_ENABLED=v4"},
-		{"KEEPALIVE_ENABLED=false", func(c *Config) bool { return !c.Keepalive.Enabled }, "KEEPALIVE_ENABLED=off"},
-		{"KEEPALIVE_TIME=60", func(c *Config) bool { return c.Keepalive.Time == time.Minute }, "KEEPALIVE_TIME=1 minute"},
-		{"KEEPALIVE_INTERVAL=15s", func(c *Config) bool { return c.Keepalive.Interval == 15*time.Second }, "KEEPALIVE_INTERVAL=-5s"},
-		{"KEEPALIVE_RETRIES=3", func(c *Config) bool { return c.Keepalive.Retries == 3 }, "KEEPALIVE_RETRIES=0"},
-		{"USER_TIMEOUT_ENABLED=true", func(c *Config) bool { return c.UserTimeout }, "USER_TIMEOUT_ENABLED=x"},
-		{"HTTP2_STREAM_WINDOW_SIZE=1048576", func(c *Config) bool { return c.WindowSize == 1<<20 }, "HTTP2_STREAM_WINDOW_SIZE=4294967296"},
-		{"HTTP2_CONNECTION_WINDOW_SIZE=65535", func(c *Config) bool { return c.ConnectionWindowSize == 65535 }, "HTTP2_CONNECTION_WINDOW_SIZE=100"},
-		{"HTTP2_FRAME_SIZE=16384", func(c *Config) bool { return c.FrameSize == 16384 }, "HTTP2_FRAME_SIZE=16777216"},
-		{"POOL_MAX_STREAMS_PER_CONNECTION=50", func(c *Config) bool { return c.PoolMaxStreamsPerConn == 50 }, "POOL_MAX_STREAMS_PER_CONNECTION=0"},
-		{"POOL_UNUSED_RELEASE_TIMEOUT=30s", func(c *Config) bool { return c.PoolUnusedReleaseTimeout == 30*time.Second }, "POOL_UNUSED_RELEASE_TIMEOUT=soon"},
-		{"CONNECTION_TERMINATION_DEADLINE=20s", func(c *Config) bool { return c.TerminationDeadline == 20*time.Second }, "CONNECTION_TERMINATION_DEADLINE=5x"},
-		{"TERMINATION_GRACE_PERIOD_SECONDS=30", func(c *Config) bool { return c.TerminationDeadline == 25*time.Second }, "TERMINATION_GRACE_PERIOD_SECONDS=thirty"},
-		{"ZTUNNEL_WORKER_THREADS=25%", func(c *Config) bool { return c.WorkerThreads == 2 }, "ZTUNNEL_WORKER_THREADS=150%"},
-		{"UNSTABLE_ENABLE_SOCKS5=true", func(c *Config) bool { return c.Socks5Enabled }, "UNSTABLE_ENABLE_SOCKS5=1.0"},
-		{"ISTIO_META_ISTIO_VERSION=1.28.0", func(c *Config) bool { return c.IstioVersion() == "1.28.0" }, ""},
-		{"ISTIO_METAJSON_LABELS={\"app\":\"z\"}", func(c *Config) bool { return c.ProxyMetadataJSON["LABELS"] == `{"app":"z"}` }, "ISTIO_METAJSON_LABELS={app"},
-		{"LOG_FORMAT=json", func(c *Config) bool { return c.LogFormat == "json" }, "LOG_FORMAT=xml"},
-		{"RUST_LOG=info,xds=debug", func(c *Config) bool { return c.LogLevel == "info,xds=debug" }, "RUST_LOG=loud"},
-	}
+	tests := parseCases
 	for _, tt := range tests {
 		name, _, _ := strings.Cut(tt.env, "=")
 		t.Run(name, func(t *testing.T) {
@@ -240,4 +242,22 @@ func TestUndeclaredVariablePanics(t *testing.T) {
 		}
 	}()
 	newReader(Source{}).get("NOT_A_ZTUNNEL_VARIABLE")
+}
+
+func TestParseCasesCoverEveryVariable(t *testing.T) {
+	covered := map[string]bool{}
+	for _, c := range parseCases {
+		name, _, _ := strings.Cut(c.env, "=")
+		covered[name] = true
+	}
+	for _, v := range variables {
+		p, family := familyPrefix(v.Name)
+		found := covered[v.Name]
+		for name := range covered {
+			found = found || (family && strings.HasPrefix(name, p))
+		}
+		if !found {
+			t.Errorf("%s has no parse case", v.Name)
+		}
+	}
 }
