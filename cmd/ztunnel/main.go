@@ -51,7 +51,9 @@ func proxy(stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ztunnel: invalid configuration:\n%v\n", err)
 		return 1
 	}
-	runtime.GOMAXPROCS(cfg.WorkerThreads)
+	if cfg.WorkerThreadsSet {
+		runtime.GOMAXPROCS(cfg.WorkerThreads)
+	}
 	log, levels, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil { // config.Load already validated RUST_LOG
 		fmt.Fprintf(stderr, "ztunnel: %v\n", err)

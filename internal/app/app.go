@@ -114,7 +114,7 @@ func (a *App) bind(static any) ([]*httpServer, error) {
 	}
 	adm := admin.New(admin.Deps{
 		Config: a.cfg, State: a.store, Static: static, Levels: a.levels, Version: version.Get(),
-		ProxyArgs: strings.Join(append([]string{"proxy"}, os.Args[1:]...), " "), Shutdown: a.Shutdown,
+		ProxyArgs: proxyArgs(os.Args[1:]), Shutdown: a.Shutdown,
 		Logger: logging.Scoped(a.log, "admin"),
 	})
 	v6Loopback := func(ap netip.AddrPort) bool { return ap.Addr().Is6() }
@@ -156,4 +156,13 @@ func addrList(as []net.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// proxyArgs is the command line after the program name, as Rust shows it; a bare
+// `ztunnel` runs the proxy command.
+func proxyArgs(args []string) string {
+	if len(args) == 0 {
+		return "proxy"
+	}
+	return strings.Join(args, " ")
 }

@@ -68,8 +68,11 @@ type Config struct {
 
 	// TerminationDeadline bounds draining on shutdown.
 	TerminationDeadline time.Duration
-	WorkerThreads       int // the GOMAXPROCS that start-up applies
-	Socks5Enabled       bool
+	WorkerThreads       int // effective GOMAXPROCS
+	// WorkerThreadsSet: ZTUNNEL_WORKER_THREADS was given, so start-up sets GOMAXPROCS.
+	// Otherwise Go's own default stays, which follows the container's CPU limit.
+	WorkerThreadsSet bool
+	Socks5Enabled    bool
 
 	// ProxyMetadata holds ISTIO_META_* with the prefix stripped; ProxyMetadataJSON holds
 	// ISTIO_METAJSON_* values, already checked to be JSON.

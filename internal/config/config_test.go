@@ -162,7 +162,7 @@ var parseCases = []struct {
 	{"POOL_UNUSED_RELEASE_TIMEOUT=30s", func(c *Config) bool { return c.PoolUnusedReleaseTimeout == 30*time.Second }, "POOL_UNUSED_RELEASE_TIMEOUT=soon"},
 	{"CONNECTION_TERMINATION_DEADLINE=20s", func(c *Config) bool { return c.TerminationDeadline == 20*time.Second }, "CONNECTION_TERMINATION_DEADLINE=5x"},
 	{"TERMINATION_GRACE_PERIOD_SECONDS=30", func(c *Config) bool { return c.TerminationDeadline == 25*time.Second }, "TERMINATION_GRACE_PERIOD_SECONDS=thirty"},
-	{"ZTUNNEL_WORKER_THREADS=25%", func(c *Config) bool { return c.WorkerThreads == 2 }, "ZTUNNEL_WORKER_THREADS=150%"},
+	{"ZTUNNEL_WORKER_THREADS=25%", func(c *Config) bool { return c.WorkerThreads == 2 && c.WorkerThreadsSet }, "ZTUNNEL_WORKER_THREADS=150%"},
 	{"UNSTABLE_ENABLE_SOCKS5=true", func(c *Config) bool { return c.Socks5Enabled }, "UNSTABLE_ENABLE_SOCKS5=1.0"},
 	{"ISTIO_META_ISTIO_VERSION=1.28.0", func(c *Config) bool { return c.IstioVersion() == "1.28.0" }, ""},
 	{"ISTIO_METAJSON_LABELS={\"app\":\"z\"}", func(c *Config) bool { return c.ProxyMetadataJSON["LABELS"] == `{"app":"z"}` }, "ISTIO_METAJSON_LABELS={app"},
@@ -221,7 +221,7 @@ func TestConflicts(t *testing.T) {
 }
 
 func TestGraceToDeadline(t *testing.T) {
-	for _, tt := range []struct{ in, want uint64 }{{1, 1}, {2, 1}, {10, 9}, {11, 6}, {30, 25}} {
+	for _, tt := range []struct{ in, want uint64 }{{0, 1}, {1, 1}, {2, 1}, {10, 9}, {11, 6}, {30, 25}} {
 		if got := graceToDeadline(tt.in); got != tt.want {
 			t.Errorf("graceToDeadline(%d) = %d, want %d", tt.in, got, tt.want)
 		}

@@ -25,7 +25,7 @@ type Source struct {
 	Env        []string          // KEY=VALUE pairs, as os.Environ returns them
 	FileExists func(string) bool // nil: os.Stat
 	IPv6       func() bool       // nil: probe by binding [::1]
-	NumCPU     int               // 0: runtime.NumCPU()
+	NumCPU     int               // 0: runtime.GOMAXPROCS(0), Go's cgroup-aware CPU count
 }
 
 // FromOS is the Source of a real start-up.
@@ -35,6 +35,14 @@ func FromOS() Source { return Source{Env: os.Environ()} }
 // and its value, so one start-up attempt shows all mistakes at once.
 func Load(src Source) (*Config, error) {
 	r := newReader(src)
+	c := r.loadAll()
+	if err := errors.Join(r.errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (r *reader) loadAll() *Config {
 	c := &Config{}
 	r.loadMode(c)
 	r.loadControlPlane(c)
@@ -43,11 +51,8 @@ func Load(src Source) (*Config, error) {
 	r.loadHTTP2(c)
 	r.loadRuntime(c)
 	r.loadMetadata(c)
-	c.Addrs = addresses(c.IPv6Enabled && src.ipv6())
-	if err := errors.Join(r.errs...); err != nil {
-		return nil, err
-	}
-	return c, nil
+	c.Addrs = addresses(c.IPv6Enabled && r.src.ipv6())
+	return c
 }
 
 func (s Source) exists(path string) bool {
@@ -74,7 +79,7 @@ func (s Source) cpus() int {
 	if s.NumCPU > 0 {
 		return s.NumCPU
 	}
-	return runtime.NumCPU()
+	return runtime.GOMAXPROCS(0)
 }
 
 // loadMode decides shared/dedicated, in-pod/node and standalone. Standalone is chosen
@@ -207,16 +212,15 @@ func (r *reader) loadHTTP2(c *Config) {
 
 func (r *reader) loadRuntime(c *Config) {
 	c.TerminationDeadline = 5 * time.Second
-	if v, ok := r.get("TERMINATION_GRACE_PERIOD_SECONDS"); ok {
-		n := r.uint("TERMINATION_GRACE_PERIOD_SECONDS", 0, 0, 1<<31)
-		if v != "" && n > 0 {
-			c.TerminationDeadline = time.Duration(graceToDeadline(n)) * time.Second
-		}
+	if r.has("TERMINATION_GRACE_PERIOD_SECONDS") {
+		n := r.uint("TERMINATION_GRACE_PERIOD_SECONDS", 6, 0, 1<<31)
+		c.TerminationDeadline = time.Duration(graceToDeadline(n)) * time.Second
 	}
 	if r.has("CONNECTION_TERMINATION_DEADLINE") {
 		c.TerminationDeadline = r.duration("CONNECTION_TERMINATION_DEADLINE", c.TerminationDeadline)
 	}
 	c.WorkerThreads = r.workerThreads("ZTUNNEL_WORKER_THREADS", r.src.cpus())
+	c.WorkerThreadsSet = r.has("ZTUNNEL_WORKER_THREADS")
 	c.LogFormat = r.oneOf("LOG_FORMAT", "plain", "plain", "json")
 	c.LogLevel = r.logLevel("RUST_LOG", "info")
 }
@@ -224,11 +228,13 @@ func (r *reader) loadRuntime(c *Config) {
 // graceToDeadline leaves the kubelet time to see ztunnel exit before it kills it:
 // 5 s of margin for long grace periods, 1 s for short ones, never less than 1 s.
 func graceToDeadline(secs uint64) uint64 {
-	d := secs - 1
-	if secs > 10 {
-		d = secs - 5
+	switch {
+	case secs > 10:
+		return secs - 5
+	case secs > 1:
+		return secs - 1
 	}
-	return max(d, 1)
+	return 1
 }
 
 func (r *reader) loadMetadata(c *Config) {

@@ -41,15 +41,7 @@ func TestEveryDeclaredVariableIsRead(t *testing.T) {
 	seen := map[string]bool{}
 	r := newReader(Source{FileExists: func(string) bool { return true }, IPv6: func() bool { return true }})
 	r.onGet = func(name string) { seen[name] = true }
-	c := &Config{}
-	r.loadMode(c)
-	r.loadControlPlane(c)
-	r.loadIdentity(c)
-	r.loadNetwork(c)
-	r.loadHTTP2(c)
-	r.loadRuntime(c)
-	r.loadMetadata(c)
-	r.headers("XDS_HEADER_")
+	r.loadAll()
 	for _, v := range variables {
 		if p, ok := familyPrefix(v.Name); ok {
 			if !r.familyRead[p] {

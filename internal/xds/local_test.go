@@ -19,8 +19,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestStandaloneExampleLoads(t *testing.T) {
-	c, err := xds.ParseLocalConfig(examples.Standalone)
+// load parses a static config and applies it to a new store.
+func load(t *testing.T, data []byte) *state.Snapshot {
+	t.Helper()
+	c, err := xds.ParseLocalConfig(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,11 @@ func TestStandaloneExampleLoads(t *testing.T) {
 	if err := c.Apply(s); err != nil {
 		t.Fatal(err)
 	}
-	snap := s.Snapshot()
+	return s.Snapshot()
+}
+
+func TestStandaloneExampleLoads(t *testing.T) {
+	snap := load(t, examples.Standalone)
 	svc := snap.ServiceByVIP("", netip.MustParseAddr("127.0.10.1"))
 	if svc == nil || len(svc.Endpoints) != 2 {
 		t.Fatalf("httpbin VIP = %+v", svc)
@@ -92,15 +98,7 @@ policies:
         notDestinationPorts: [22]
         serviceAccounts: [{namespace: ns, serviceAccount: sa}]
 `
-	c, err := xds.ParseLocalConfig([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := state.NewStore()
-	if err := c.Apply(s); err != nil {
-		t.Fatal(err)
-	}
-	snap := s.Snapshot()
+	snap := load(t, []byte(yaml))
 	w := snap.WorkloadByUID("c//Pod/ns/w")
 	if w == nil || w.Capacity.GetValue() != 3 || w.ApplicationTunnel.Port != 15088 || w.Locality.Zone != "z" ||
 		w.Waypoint.GetAddress().GetNetwork() != "n1" || w.NetworkGateway.GetHostname().GetHostname() != "gw.example" {
