@@ -1,0 +1,124 @@
+// Package caclient asks the Istio CA (istiod) for workload certificates:
+// istio.v1.auth.IstioCertificateService/CreateCertificate over TLS, one call per
+// certificate.
+package caclient
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	pb "istio.io/api/security/v1alpha1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+)
+
+// Config says where the CA is and how to authenticate to it.
+type Config struct {
+	Address   string          // https://host:port
+	Roots     config.RootCert // trusted roots for the CA's serving certificate
+	Token     config.Token
+	ClusterID string
+	Headers   []config.Header // CA_HEADER_* metadata
+	TTL       time.Duration   // requested validity (SECRET_TTL)
+	// Impersonate is shared mode: ztunnel asks for other workloads' identities, which
+	// istiod allows only for pods on ztunnel's node.
+	Impersonate bool
+	Now         func() time.Time // nil: time.Now
+}
+
+// Client is safe for concurrent use. New does not connect; the first Fetch does.
+type Client struct {
+	cfg  Config
+	conn *grpc.ClientConn
+	svc  pb.IstioCertificateServiceClient
+}
+
+// New builds a client; it fails on a malformed address or unreadable roots.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.Address)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("CA address %q: want https://host:port", cfg.Address)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	roots, err := LoadRoots(cfg.Roots)
+	if err != nil {
+		return nil, fmt.Errorf("CA roots: %w", err)
+	}
+	tlsCfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	conn, err := grpc.NewClient(u.Host,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		grpc.WithPerRPCCredentials(&callCreds{token: cfg.Token, clusterID: cfg.ClusterID, headers: cfg.Headers}))
+	if err != nil {
+		return nil, fmt.Errorf("CA client for %s: %w", cfg.Address, err)
+	}
+	return &Client{cfg: cfg, conn: conn, svc: pb.NewIstioCertificateServiceClient(conn)}, nil
+}
+
+// Close releases the connection; later calls do nothing.
+func (c *Client) Close() error {
+	if err := c.conn.Close(); err != nil && !errors.Is(err, grpc.ErrClientConnClosing) {
+		return err
+	}
+	return nil
+}
+
+// Fetch creates a key and a CSR for id and returns the signed certificate. A leaf for
+// another identity than id is refused (identity.ErrWrongIdentity).
+func (c *Client) Fetch(ctx context.Context, id identity.Identity) (*identity.Cert, error) {
+	key, csr, err := NewCSR(id)
+	if err != nil {
+		return nil, err
+	}
+	req := &pb.IstioCertificateRequest{Csr: string(csr), ValidityDuration: int64(c.cfg.TTL / time.Second)}
+	if c.cfg.Impersonate {
+		req.Metadata, err = structpb.NewStruct(map[string]any{"ImpersonatedIdentity": id.String()})
+		if err != nil {
+			return nil, fmt.Errorf("building request metadata: %w", err)
+		}
+	}
+	resp, err := c.svc.CreateCertificate(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("requesting certificate for %s from %s: %w", id, c.cfg.Address, err)
+	}
+	cert, err := identity.NewCert(id, key, resp.GetCertChain(), c.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("CA answer for %s: %w", id, err)
+	}
+	return cert, nil
+}
+
+// NewCSR makes an ECDSA P-256 key and a CSR whose only name is id as a URI SAN (no
+// subject), as Rust ztunnel sends.
+func NewCSR(id identity.Identity) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating key: %w", err)
+	}
+	u, err := url.Parse(id.String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity URI: %w", err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		SignatureAlgorithm: x509.ECDSAWithSHA256,
+		URIs:               []*url.URL{u},
+	}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating CSR: %w", err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}

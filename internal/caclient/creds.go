@@ -1,0 +1,78 @@
+package caclient
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+)
+
+// callCreds adds istiod's metadata to every call. The token file is read on every call:
+// Kubernetes rotates projected tokens, and a stale one would be refused.
+type callCreds struct {
+	token     config.Token
+	clusterID string
+	headers   []config.Header
+}
+
+func (c *callCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	tok, err := ReadToken(c.token)
+	if err != nil {
+		return nil, err
+	}
+	md := map[string]string{"authorization": "Bearer " + tok, "clusterid": c.clusterID}
+	for _, h := range c.headers {
+		md[h.Name] = h.Value
+	}
+	return md, nil
+}
+
+// RequireTransportSecurity: a bearer token never travels in plaintext.
+func (c *callCreds) RequireTransportSecurity() bool { return true }
+
+// ReadToken returns the literal token, or the trimmed content of the token file.
+func ReadToken(t config.Token) (string, error) {
+	if t.Literal != "" {
+		return t.Literal, nil
+	}
+	b, err := os.ReadFile(t.File)
+	if err != nil {
+		return "", fmt.Errorf("reading token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", t.File)
+	}
+	return tok, nil
+}
+
+// LoadRoots reads a trust bundle: the system pool, inline PEM, or a PEM file.
+func LoadRoots(r config.RootCert) (*x509.CertPool, error) {
+	if r.System {
+		return x509.SystemCertPool()
+	}
+	data := []byte(r.PEM)
+	if r.PEM == "" {
+		var err error
+		if data, err = os.ReadFile(r.File); err != nil {
+			return nil, fmt.Errorf("reading root certificates: %w", err)
+		}
+	}
+	certs, err := identity.ParsePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("root certificates: %w", err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no root certificates")
+	}
+	return pool, nil
+}
