@@ -103,7 +103,9 @@ func (c *Cert) NotBefore() time.Time { return c.Leaf.NotBefore }
 func (c *Cert) NotAfter() time.Time  { return c.Leaf.NotAfter }
 
 // ValidAt reports whether the leaf may be presented at t.
-func (c *Cert) ValidAt(t time.Time) bool { return !t.Before(c.Leaf.NotBefore) && t.Before(c.Leaf.NotAfter) }
+func (c *Cert) ValidAt(t time.Time) bool {
+	return !t.Before(c.Leaf.NotBefore) && t.Before(c.Leaf.NotAfter)
+}
 
 // HalfLife is when Istio renews a certificate: half way through its validity.
 func (c *Cert) HalfLife() time.Time {

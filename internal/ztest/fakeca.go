@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	pb "istio.io/api/security/v1alpha1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
