@@ -22,7 +22,8 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 )
 
-// Backdate tolerates clocks of other nodes running slightly behind ours.
+// Backdate tolerates clocks of other nodes running slightly behind ours. A leaf is
+// backdated by at most a tenth of its life, so short-lived ones keep most of it ahead.
 const Backdate = time.Minute
 
 // CA signs with one self-signed root that lives as long as the process.
@@ -129,7 +130,7 @@ func LeafTemplate(id identity.Identity, now time.Time, ttl time.Duration) *x509.
 	u, _ := url.Parse(id.String())
 	return &x509.Certificate{
 		SerialNumber: randomSerial(),
-		NotBefore:    now.Add(-Backdate),
+		NotBefore:    now.Add(-min(Backdate, ttl/10)),
 		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

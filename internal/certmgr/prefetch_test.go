@@ -1,0 +1,146 @@
+package certmgr_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"istio.io/istio/pkg/workloadapi"
+
+	"github.com/ztunnel-go/ztunnel/internal/caclient"
+	"github.com/ztunnel-go/ztunnel/internal/certmgr"
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
+)
+
+func states(m *certmgr.Manager) map[string]string {
+	out := map[string]string{}
+	for _, s := range m.Dump() {
+		out[s.ID.String()] = s.State
+	}
+	return out
+}
+
+func TestWatchStatePrefetchesAndForgets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewStore()
+		sleepA := ztest.Workload("foo", "sleep", "10.0.0.1") // node-a, HBONE, sa sleep
+		sleepB := ztest.Workload("foo", "sleep-2", "10.0.0.2")
+		sleepB.ServiceAccount = "sleep"
+		other := ztest.Workload("default", "remote", "10.0.1.1")
+		other.Node = "node-b"
+		plain := ztest.Workload("default", "tcp-only", "10.0.0.3")
+		plain.TunnelProtocol = workloadapi.TunnelProtocol_NONE
+		store.Apply(state.Update{Addresses: []*workloadapi.Address{ztest.AsAddress(sleepA), ztest.AsAddress(sleepB),
+			ztest.AsAddress(other), ztest.AsAddress(plain)}})
+
+		f := newFake(t)
+		m := certmgr.New(f, certmgr.Options{})
+		defer run(m)()
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { m.WatchState(ctx, store, "node-a") })
+		defer wg.Wait()
+		defer cancel()
+
+		synctest.Wait()
+		want := map[string]string{"spiffe://cluster.local/ns/foo/sa/sleep": "Available"}
+		if got := states(m); len(got) != 1 || got["spiffe://cluster.local/ns/foo/sa/sleep"] != "Available" {
+			t.Fatalf("prefetched %v, want %v", got, want)
+		}
+		store.Apply(state.Update{RemovedAddresses: []string{sleepA.Uid}}) // one of two pods leaves
+		synctest.Wait()
+		if len(m.Dump()) != 1 {
+			t.Error("identity forgotten while a workload still uses it")
+		}
+		store.Apply(state.Update{RemovedAddresses: []string{sleepB.Uid}}) // the last one leaves
+		synctest.Wait()
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		if len(m.Dump()) != 0 || f.count(identity.New("cluster.local", "foo", "sleep")) != 1 {
+			t.Errorf("after the last workload left: cached %v, fetched %d times", m.Dump(), f.count(sleepID))
+		}
+	})
+}
+
+// TestConcurrentGetsMakeOneCSR is the same guarantee over real gRPC and TLS.
+func TestConcurrentGetsMakeOneCSR(t *testing.T) {
+	fca := ztest.NewFakeCA(t)
+	fca.Delay(100 * time.Millisecond) // all Gets arrive while the first CSR is in flight
+	c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: config.RootCert{PEM: fca.ServePEM},
+		Token: config.Token{Literal: "t"}, TTL: time.Hour, Impersonate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := certmgr.New(c, certmgr.Options{})
+	defer run(m)()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := m.Get(ctx, httpbin); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(fca.Requests()); n != 1 {
+		t.Errorf("%d CSRs for 20 concurrent Gets, want 1", n)
+	}
+}
+
+// syncBuffer collects log output written from the manager's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestCAOutageOverGRPC: a renewal that fails while the CA is down keeps the valid
+// certificate, and the next retry after the CA returns brings a new one.
+func TestCAOutageOverGRPC(t *testing.T) {
+	fca := ztest.NewFakeCA(t)
+	c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: config.RootCert{PEM: fca.ServePEM},
+		Token: config.Token{Literal: "t"}, TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var logs syncBuffer
+	log, _, _ := logging.New(&logs, "plain", "info")
+	m := certmgr.New(c, certmgr.Options{Logger: log, FetchTimeout: time.Second})
+	defer run(m)()
+	c1 := mustGet(t, m, httpbin)
+	fca.Stop()
+	waitFor(t, "a failed renewal", func() bool { return strings.Contains(logs.String(), "retaining existing valid certificate") })
+	if got := mustGet(t, m, httpbin); got != c1 || states(m)[httpbin.String()] != "Available" {
+		t.Error("the valid certificate was not kept while the CA was down")
+	}
+	fca.Start(t)
+	waitFor(t, "a renewed certificate", func() bool {
+		got, err := m.Get(context.Background(), httpbin)
+		return err == nil && got.Leaf.SerialNumber.Cmp(c1.Leaf.SerialNumber) != 0
+	})
+}
+
+// waitFor polls cond a bounded number of times (a hang guard, not a timing assertion).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 300 {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
