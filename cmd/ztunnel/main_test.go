@@ -93,6 +93,22 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 	if m := body(t, "http://localhost:15020/metrics"); !strings.Contains(m, "istio_build{") {
 		t.Error("metrics lack istio_build")
 	}
+	// The built-in CA issues the example's HBONE identities (prefetched in the background).
+	var certs []struct{ Identity, State string }
+	for range 200 {
+		var d struct {
+			Certificates []struct{ Identity, State string }
+		}
+		json.Unmarshal([]byte(body(t, "http://localhost:15000/config_dump")), &d)
+		if certs = d.Certificates; len(certs) == 2 && certs[0].State == "Available" && certs[1].State == "Available" {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if len(certs) != 2 || certs[0].Identity != "spiffe://cluster.local/ns/default/sa/httpbin" ||
+		certs[1].Identity != "spiffe://cluster.local/ns/foo/sa/sleep" || certs[0].State != "Available" || certs[1].State != "Available" {
+		t.Errorf("certificates = %+v, want httpbin and sleep Available", certs)
+	}
 	http.DefaultClient.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -100,7 +116,7 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 	if code := exitCode(t, cmd); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0; output:\n%s", code, out)
 	}
-	for _, want := range []string{"STANDALONE MODE", "static config loaded workloads=4", "received signal, starting drain", "ztunnel stopped"} {
+	for _, want := range []string{"STANDALONE MODE", "static config loaded workloads=4", "FAKE_CA=true: the built-in CA", "received signal, starting drain", "ztunnel stopped"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

@@ -32,8 +32,11 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fixture struct {
-	srv  *admin.Server
-	quit atomic.Int32
+	srv    *admin.Server
+	quit   atomic.Int32
+	cfg    *config.Config
+	store  *state.Store
+	levels *logging.Levels
 }
 
 // newFixture is standalone mode on the embedded example, with a fixed version and
@@ -57,10 +60,10 @@ func newFixture(t *testing.T) *fixture {
 	if err := static.Apply(store); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{}
 	spec, _ := logging.ParseSpec("info")
+	f := &fixture{cfg: cfg, store: store, levels: logging.NewLevels(spec)}
 	f.srv = admin.New(admin.Deps{
-		Config: cfg, State: store, Static: static, Levels: logging.NewLevels(spec),
+		Config: cfg, State: store, Static: static, Levels: f.levels,
 		Version:   version.Info{Version: "1.0.0", GitRevision: "abc123", GoVersion: "go1.26", BuildStatus: "Clean"},
 		ProxyArgs: "proxy ztunnel", Shutdown: func() { f.quit.Add(1) },
 	})

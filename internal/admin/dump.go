@@ -57,7 +57,7 @@ func (s *Server) buildDump(snap *state.Snapshot) dump {
 		StaticConfig:   s.deps.Static,
 		Version:        s.versionJSON(),
 		Config:         s.configJSON(),
-		Certificates:   []CertificateJSON{},
+		Certificates:   s.certificatesJSON(),
 		WorkloadState:  map[string]any{},
 	}
 	for _, w := range snap.Workloads() {

@@ -84,7 +84,7 @@ type policy118 struct {
 func (s *Server) buildDump118(snap *state.Snapshot) dump118 {
 	v := s.deps.Version
 	d := dump118{
-		Certificates: []cert118{}, Config: s.config118(), LocalNode: optString(s.deps.Config.NodeName),
+		Certificates: s.certificates118(), Config: s.config118(), LocalNode: optString(s.deps.Config.NodeName),
 		Policies: map[string]policy118{}, PoliciesByNamespace: map[string][]string{},
 		ProxyMode: proxyModeName(s.deps.Config.ProxyMode), StaticConfig: s.deps.Static,
 		Version: version118{Version: v.Version, GitRevision: v.GitRevision, GoVersion: v.GoVersion,

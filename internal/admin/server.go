@@ -21,7 +21,8 @@ import (
 type Deps struct {
 	Config    *config.Config
 	State     *state.Store
-	Static    any // the static config as loaded (JSON-encodable), or nil
+	Static    any          // the static config as loaded (JSON-encodable), or nil
+	Certs     Certificates // nil when ztunnel has no certificate source
 	Levels    *logging.Levels
 	Version   version.Info
 	ProxyArgs string // the command line after the program name, as 1.18 showed it

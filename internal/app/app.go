@@ -82,11 +82,23 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	servers, err := a.bind(static)
+	fetcher, closeFetcher, err := a.certSource()
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
+	defer closeFetcher()
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var bg, wg sync.WaitGroup // background subsystems; HTTP servers
+	defer bg.Wait()
+	defer stopBackground()
+	var certs admin.Certificates
+	if fetcher != nil {
+		certs = a.runCerts(bgCtx, &bg, fetcher)
+	}
+	servers, err := a.bind(static, certs)
+	if err != nil {
+		return err
+	}
 	for _, s := range servers {
 		s.serve(&wg, a.log)
 	}
@@ -107,13 +119,13 @@ func (a *App) Run(ctx context.Context) error {
 
 // bind opens every listener before any is served, in start order: readiness, admin,
 // stats. On failure the ones already open are closed.
-func (a *App) bind(static any) ([]*httpServer, error) {
+func (a *App) bind(static any, certs admin.Certificates) ([]*httpServer, error) {
 	ready, err := bindHTTP("readiness", a.ready, []netip.AddrPort{a.cfg.Addrs.Readiness}, nil, a.log)
 	if err != nil {
 		return nil, err
 	}
 	adm := admin.New(admin.Deps{
-		Config: a.cfg, State: a.store, Static: static, Levels: a.levels, Version: version.Get(),
+		Config: a.cfg, State: a.store, Static: static, Certs: certs, Levels: a.levels, Version: version.Get(),
 		ProxyArgs: proxyArgs(os.Args[1:]), Shutdown: a.Shutdown,
 		Logger: logging.Scoped(a.log, "admin"),
 	})

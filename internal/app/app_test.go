@@ -134,7 +134,7 @@ func TestBadStaticConfigFailsStart(t *testing.T) {
 }
 
 func TestStateManagerPendingWithXDS(t *testing.T) {
-	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012")
+	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012", "FAKE_CA=true")
 	wait := start(t, a)
 	code, body := get(t, a.Addrs().Readiness[0], "/healthz/ready")
 	if code != 500 || body != "not ready, pending: state manager\n" {
@@ -162,4 +162,53 @@ func TestContextCancelStops(t *testing.T) {
 	case <-time.After(30 * time.Second): // a hang bound, not a timing assertion
 		t.Fatal("Run did not return after cancel")
 	}
+}
+
+func TestUnreadableCARootFailsStart(t *testing.T) {
+	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012", "CA_ROOT_CA=/nonexistent/root.pem")
+	err := a.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "CA_ROOT_CA") || !strings.Contains(err.Error(), "/nonexistent/root.pem") {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+// TestStandaloneIdentitiesAvailable: the built-in CA issues the example's identities.
+func TestStandaloneIdentitiesAvailable(t *testing.T) {
+	a := newTestApp(t)
+	wait := start(t, a)
+	want := map[string]bool{"spiffe://cluster.local/ns/foo/sa/sleep": true, "spiffe://cluster.local/ns/default/sa/httpbin": true}
+	var got map[string]string
+	for range 200 { // prefetch runs in the background; bounded wait
+		got = certStates(t, a.Addrs().Admin[0])
+		if len(got) == len(want) && got["spiffe://cluster.local/ns/foo/sa/sleep"] == "Available" &&
+			got["spiffe://cluster.local/ns/default/sa/httpbin"] == "Available" {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if len(got) != 2 || got["spiffe://cluster.local/ns/foo/sa/sleep"] != "Available" ||
+		got["spiffe://cluster.local/ns/default/sa/httpbin"] != "Available" {
+		t.Errorf("certificates = %v, want the two HBONE identities Available (legacy-tcp is plain TCP)", got)
+	}
+	a.Shutdown()
+	if err := wait(); err != nil {
+		t.Error(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func certStates(t *testing.T, admin net.Addr) map[string]string {
+	t.Helper()
+	_, body := get(t, admin, "/config_dump")
+	var d struct {
+		Certificates []struct{ Identity, State string }
+	}
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, c := range d.Certificates {
+		out[c.Identity] = c.State
+	}
+	return out
 }

@@ -67,8 +67,12 @@ func (f *fakeFetcher) Fetch(ctx context.Context, id identity.Identity) (*identit
 	return f.ca.Fetch(ctx, id)
 }
 
-func (f *fakeFetcher) count(id identity.Identity) int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls[id] }
-func (f *fakeFetcher) setFail(err error)              { f.mu.Lock(); f.fail = err; f.mu.Unlock() }
+func (f *fakeFetcher) count(id identity.Identity) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[id]
+}
+func (f *fakeFetcher) setFail(err error) { f.mu.Lock(); f.fail = err; f.mu.Unlock() }
 
 // run starts m and returns its stop function, which waits for Run to return.
 func run(m *certmgr.Manager) func() {

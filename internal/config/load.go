@@ -166,7 +166,7 @@ func (r *reader) loadIdentity(c *Config) {
 	c.ClusterDomain = r.str("CLUSTER_DOMAIN", "cluster.local")
 	c.TrustDomain = r.str("TRUST_DOMAIN", "cluster.local")
 	c.Network = r.str("NETWORK", "")
-	c.NodeName = r.str("NODE_NAME", "")
+	c.NodeName = r.str("NODE_NAME", map[bool]string{true: "local"}[c.Standalone])
 	c.InstanceIP = r.str("INSTANCE_IP", "")
 	if c.InstanceIP != "" {
 		if _, err := netip.ParseAddr(c.InstanceIP); err != nil {

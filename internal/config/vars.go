@@ -35,7 +35,7 @@ var variables = []Variable{
 	{"CLUSTER_DOMAIN", "cluster.local", "DNS suffix of services"},
 	{"TRUST_DOMAIN", "cluster.local", "trust domain of ztunnel's own identity"},
 	{"NETWORK", "–", "network of this node"},
-	{"NODE_NAME", "–", "this node's name (certificate prefetch, locality)"},
+	{"NODE_NAME", "– (local in standalone)", "this node's name: certificates are prefetched for the HBONE workloads on it"},
 	{"INSTANCE_IP", "–", "this pod's IP, in the xDS node id"},
 	{"POD_NAME", "–", "this pod's name, in the xDS node id"},
 	{"POD_NAMESPACE", "–", "this pod's namespace, in the xDS node id"},

@@ -1,0 +1,113 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"istio.io/istio/istioctl/pkg/writer/ztunnel/configdump"
+
+	"github.com/ztunnel-go/ztunnel/internal/admin"
+	"github.com/ztunnel-go/ztunnel/internal/ca"
+	"github.com/ztunnel-go/ztunnel/internal/certmgr"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+)
+
+type fixedCerts []certmgr.Status
+
+func (f fixedCerts) Dump() []certmgr.Status { return f }
+
+func certFixture(t *testing.T) (*fixture, *identity.Cert) {
+	t.Helper()
+	c, err := ca.New("cluster.local", 24*time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpbin := identity.New("cluster.local", "default", "httpbin")
+	cert, err := c.Fetch(context.Background(), httpbin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.srv = admin.New(admin.Deps{Config: f.cfg, State: f.store, Levels: f.levels, Certs: fixedCerts{
+		{ID: httpbin, State: "Available", Cert: cert},
+		{ID: identity.New("cluster.local", "foo", "sleep"), State: "Unavailable: CA unreachable"},
+	}})
+	return f, cert
+}
+
+func TestCertificatesCurrentLayout(t *testing.T) {
+	f, cert := certFixture(t)
+	_, body, _ := f.do("GET", "/config_dump")
+	var d struct{ Certificates []admin.CertificateJSON }
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Certificates) != 2 {
+		t.Fatalf("%d certificates", len(d.Certificates))
+	}
+	got := d.Certificates[0]
+	if got.Identity != "spiffe://cluster.local/ns/default/sa/httpbin" || got.State != "Available" ||
+		len(got.CertChain) != 1 || len(got.RootCerts) != 1 {
+		t.Fatalf("certificate = %+v", got)
+	}
+	pemText, err := base64.StdEncoding.DecodeString(got.CertChain[0].PEM)
+	if err != nil || !strings.HasPrefix(string(pemText), "-----BEGIN CERTIFICATE-----") {
+		t.Errorf("pem is not base64 of PEM: %v", err)
+	}
+	leaf := got.CertChain[0]
+	if leaf.SerialNumber != cert.Leaf.SerialNumber.String() ||
+		leaf.ExpirationTime != cert.NotAfter().UTC().Format(time.RFC3339) || leaf.ValidFrom != cert.NotBefore().UTC().Format(time.RFC3339) {
+		t.Errorf("leaf info = %+v", leaf)
+	}
+	if u := d.Certificates[1]; u.State != "Unavailable: CA unreachable" || len(u.CertChain) != 0 {
+		t.Errorf("unavailable = %+v", u)
+	}
+
+	var out bytes.Buffer
+	cw := &configdump.ConfigWriter{Stdout: &out}
+	if err := cw.Prime([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.PrintSecretSummary(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Leaf", "Root", "Available", "true", "Unavailable"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("istioctl secret summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestCertificates118Layout(t *testing.T) {
+	f, cert := certFixture(t)
+	_, body, _ := f.do("GET", "/config_dump?layout=1.18")
+	var d struct {
+		Certificates []struct {
+			Identity, State string
+			CACert          []map[string]string `json:"ca_cert"`
+			CertChain       []map[string]string `json:"cert_chain"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		t.Fatal(err)
+	}
+	got := d.Certificates[0]
+	if got.State != "Available" || len(got.CACert) != 1 || len(got.CertChain) != 1 {
+		t.Fatalf("1.18 certificate = %+v", got)
+	}
+	// As in the seed: ca_cert is the workload's own certificate, in plain PEM.
+	leaf, err := identity.ParsePEM([]byte(got.CACert[0]["pem"]))
+	if err != nil || !leaf[0].Equal(cert.Leaf) || got.CACert[0]["serial_number"] != cert.Leaf.SerialNumber.String() {
+		t.Errorf("ca_cert is not the leaf: %v", err)
+	}
+	for _, k := range []string{"pem", "serial_number", "valid_from", "expiration_time"} {
+		if got.CertChain[0][k] == "" {
+			t.Errorf("cert_chain entry lacks %s", k)
+		}
+	}
+}
