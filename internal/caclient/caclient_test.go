@@ -154,3 +154,12 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestSystemRoots(t *testing.T) {
+	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: config.RootCert{System: true}})
+	if err != nil {
+		t.Fatalf("SYSTEM roots: %v", err)
+	}
+	c.Close()
+	c.Close() // idempotent
+}

@@ -110,31 +110,50 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// TestCAOutageOverGRPC: a renewal that fails while the CA is down keeps the valid
-// certificate, and the next retry after the CA returns brings a new one.
-func TestCAOutageOverGRPC(t *testing.T) {
-	fca := ztest.NewFakeCA(t)
-	c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: config.RootCert{PEM: fca.ServePEM},
-		Token: config.Token{Literal: "t"}, TTL: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+// TestBadRenewalsOverGRPC: whatever goes wrong with a renewal (the CA down, an answer
+// for another identity, garbage), the still-valid certificate is kept and served, the
+// state stays Available, the log says why, and the next retry after the CA is fixed
+// brings a new certificate.
+func TestBadRenewalsOverGRPC(t *testing.T) {
+	tests := []struct {
+		name        string
+		break_, fix func(*testing.T, *ztest.FakeCA)
+		logs        string
+	}{
+		{"CA down", func(_ *testing.T, f *ztest.FakeCA) { f.Stop() }, func(t *testing.T, f *ztest.FakeCA) { f.Start(t) }, "Unavailable"},
+		{"wrong identity", func(_ *testing.T, f *ztest.FakeCA) { f.AnswerAs(sleepID) },
+			func(_ *testing.T, f *ztest.FakeCA) { f.AnswerAs(identity.Identity{}) }, "certificate identity differs"},
+		{"garbage", func(_ *testing.T, f *ztest.FakeCA) { f.Garbage(true) }, func(_ *testing.T, f *ztest.FakeCA) { f.Garbage(false) }, "not PEM"},
 	}
-	defer c.Close()
-	var logs syncBuffer
-	log, _, _ := logging.New(&logs, "plain", "info")
-	m := certmgr.New(c, certmgr.Options{Logger: log, FetchTimeout: time.Second})
-	defer run(m)()
-	c1 := mustGet(t, m, httpbin)
-	fca.Stop()
-	waitFor(t, "a failed renewal", func() bool { return strings.Contains(logs.String(), "retaining existing valid certificate") })
-	if got := mustGet(t, m, httpbin); got != c1 || states(m)[httpbin.String()] != "Available" {
-		t.Error("the valid certificate was not kept while the CA was down")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fca := ztest.NewFakeCA(t)
+			c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: config.RootCert{PEM: fca.ServePEM},
+				Token: config.Token{Literal: "t"}, TTL: 4 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var logs syncBuffer
+			log, _, _ := logging.New(&logs, "plain", "info")
+			m := certmgr.New(c, certmgr.Options{Logger: log, FetchTimeout: time.Second})
+			defer run(m)()
+			c1 := mustGet(t, m, httpbin)
+			tt.break_(t, fca)
+			waitFor(t, "a failed renewal", func() bool { return strings.Contains(logs.String(), "retaining existing valid certificate") })
+			if got := mustGet(t, m, httpbin); got != c1 || states(m)[httpbin.String()] != "Available" {
+				t.Error("the valid certificate was not kept")
+			}
+			if !strings.Contains(logs.String(), tt.logs) {
+				t.Errorf("log does not say why: %s", logs.String())
+			}
+			tt.fix(t, fca)
+			waitFor(t, "a renewed certificate", func() bool {
+				got, err := m.Get(context.Background(), httpbin)
+				return err == nil && got.Leaf.SerialNumber.Cmp(c1.Leaf.SerialNumber) != 0
+			})
+		})
 	}
-	fca.Start(t)
-	waitFor(t, "a renewed certificate", func() bool {
-		got, err := m.Get(context.Background(), httpbin)
-		return err == nil && got.Leaf.SerialNumber.Cmp(c1.Leaf.SerialNumber) != 0
-	})
 }
 
 // waitFor polls cond a bounded number of times (a hang guard, not a timing assertion).

@@ -2,8 +2,10 @@ package identity_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"math/big"
 	"net/url"
 	"strings"
 	"testing"
@@ -143,5 +145,33 @@ func TestSeveralRootsInLastElement(t *testing.T) {
 	cert, err := identity.NewCert(httpbin, key, chain, now)
 	if err != nil || len(cert.Roots) != 2 {
 		t.Fatalf("NewCert = %v, roots %d", err, len(cert.Roots))
+	}
+}
+
+func TestChainWithIntermediate(t *testing.T) {
+	root := testCA(t)
+	interKey, _ := ca.NewKey()
+	inter, err := root.Issue(&x509.Certificate{SerialNumber: big.NewInt(7), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour)}, interKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, _ := ca.NewKey()
+	der, err := x509.CreateCertificate(rand.Reader, ca.LeafTemplate(httpbin, now, time.Hour), inter, leafKey.Public(), interKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	chain := []string{string(identity.EncodePEM(leaf)), string(identity.EncodePEM(inter)), root.RootPEM()}
+	cert, err := identity.NewCert(httpbin, leafKey, chain, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.Intermediates) != 1 || len(cert.TLS.Certificate) != 2 || len(cert.Roots) != 1 {
+		t.Errorf("intermediates %d, TLS chain %d, roots %d; want 1, 2, 1", len(cert.Intermediates), len(cert.TLS.Certificate), len(cert.Roots))
+	}
+	// Without the intermediate the chain does not verify.
+	if _, err := identity.NewCert(httpbin, leafKey, []string{chain[0], chain[2]}, now); err == nil {
+		t.Error("leaf accepted without its intermediate")
 	}
 }
