@@ -82,6 +82,13 @@ func run(m *certmgr.Manager) func() {
 	return func() { cancel(); <-done }
 }
 
+// started returns a running manager over f, stopped when the test ends.
+func started(t *testing.T, f certmgr.Fetcher, opts certmgr.Options) *certmgr.Manager {
+	m := certmgr.New(f, opts)
+	t.Cleanup(run(m))
+	return m
+}
+
 func mustGet(t *testing.T, m *certmgr.Manager, id identity.Identity) *identity.Cert {
 	t.Helper()
 	c, err := m.Get(context.Background(), id)
@@ -94,8 +101,7 @@ func mustGet(t *testing.T, m *certmgr.Manager, id identity.Identity) *identity.C
 func TestRenewsAtHalfLife(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
-		m := certmgr.New(f, certmgr.Options{})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{})
 		c1 := mustGet(t, m, httpbin)
 		// Valid from t0-1m to t0+60m: half life at t0+29.5m, jitter up to 3.05m earlier.
 		time.Sleep(26 * time.Minute)
@@ -117,8 +123,7 @@ func TestRenewsAtHalfLife(t *testing.T) {
 func TestOutageKeepsValidCertificateAndRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
-		m := certmgr.New(f, certmgr.Options{})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{})
 		c1 := mustGet(t, m, httpbin)
 		f.setFail(errors.New("CA unreachable"))
 		time.Sleep(45 * time.Minute) // past half life, many failed renewals
@@ -144,8 +149,7 @@ func TestOutageKeepsValidCertificateAndRecovers(t *testing.T) {
 func TestExpiredCertificateIsNeverServed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
-		m := certmgr.New(f, certmgr.Options{})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{})
 		mustGet(t, m, httpbin)
 		f.setFail(errors.New("CA unreachable"))
 		time.Sleep(61 * time.Minute)
@@ -164,8 +168,7 @@ func TestFirstFetchFailureFailsFast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		f.setFail(errors.New("permission denied"))
-		m := certmgr.New(f, certmgr.Options{})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{})
 		if _, err := m.Get(context.Background(), httpbin); err == nil || !strings.Contains(err.Error(), "permission denied") {
 			t.Errorf("Get = %v, want the CA's error without waiting for retries", err)
 		}
@@ -176,8 +179,7 @@ func TestConcurrentGetsShareOneFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		f.gate = make(chan struct{})
-		m := certmgr.New(f, certmgr.Options{})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{})
 		var wg sync.WaitGroup
 		certs := make([]*identity.Cert, 10)
 		for i := range certs {
@@ -201,8 +203,7 @@ func TestConcurrentFetchesAreBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		f.gate = make(chan struct{})
-		m := certmgr.New(f, certmgr.Options{MaxConcurrent: 2})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{MaxConcurrent: 2})
 		for i := range 5 {
 			m.Prefetch(identity.New("cluster.local", "ns", string(rune('a'+i))))
 		}
@@ -218,8 +219,7 @@ func TestConcurrentFetchesAreBounded(t *testing.T) {
 func TestForgetStopsRenewals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
-		m := certmgr.New(f, certmgr.Options{})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{})
 		mustGet(t, m, httpbin)
 		m.Forget(httpbin)
 		time.Sleep(2 * time.Hour)

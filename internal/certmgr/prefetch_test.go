@@ -41,8 +41,7 @@ func TestWatchStatePrefetchesAndForgets(t *testing.T) {
 			ztest.AsAddress(other), ztest.AsAddress(plain)}})
 
 		f := newFake(t)
-		m := certmgr.New(f, certmgr.Options{})
-		defer run(m)()
+		m := started(t, f, certmgr.Options{})
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		wg.Go(func() { m.WatchState(ctx, store, "node-a") })
@@ -79,8 +78,7 @@ func TestConcurrentGetsMakeOneCSR(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m := certmgr.New(c, certmgr.Options{})
-	defer run(m)()
+	m := started(t, c, certmgr.Options{})
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -136,8 +134,7 @@ func TestBadRenewalsOverGRPC(t *testing.T) {
 			defer c.Close()
 			var logs syncBuffer
 			log, _, _ := logging.New(&logs, "plain", "info")
-			m := certmgr.New(c, certmgr.Options{Logger: log, FetchTimeout: time.Second})
-			defer run(m)()
+			m := started(t, c, certmgr.Options{Logger: log, FetchTimeout: time.Second})
 			c1 := mustGet(t, m, httpbin)
 			tt.break_(t, fca)
 			waitFor(t, "a failed renewal", func() bool { return strings.Contains(logs.String(), "retaining existing valid certificate") })
