@@ -1,0 +1,229 @@
+package hbone
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Settings are one side's HTTP/2 parameters; zero values take Rust ztunnel's.
+type Settings struct {
+	StreamWindow      uint32        // initial stream receive window (4 MiB)
+	ConnWindow        uint32        // connection receive window (16 MiB)
+	MaxFrameSize      uint32        // largest frame we accept (1 MiB)
+	MaxStreams        uint32        // concurrent streams we accept (server: 200)
+	MaxHeaderListSize uint32        // request/response header bytes we accept (64 KiB)
+	PingInterval      time.Duration // keepalive PING period (10 s)
+	PingTimeout       time.Duration // a PING unanswered this long closes the connection (20 s)
+}
+
+func (s Settings) withDefaults() Settings {
+	def := func(v *uint32, d uint32) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&s.StreamWindow, 4<<20)
+	def(&s.ConnWindow, 16<<20)
+	def(&s.MaxFrameSize, 1<<20)
+	def(&s.MaxStreams, 200)
+	def(&s.MaxHeaderListSize, 64<<10)
+	if s.PingInterval == 0 {
+		s.PingInterval = 10 * time.Second
+	}
+	if s.PingTimeout == 0 {
+		s.PingTimeout = 20 * time.Second
+	}
+	return s
+}
+
+const initialWindow = 65535 // RFC 9113's window before SETTINGS
+
+// Errors that end a whole connection.
+var (
+	ErrConnClosed = errors.New("HBONE connection closed")
+	ErrGoAway     = errors.New("HBONE connection is going away")
+	ErrPingFailed = errors.New("HBONE peer did not answer PING")
+)
+
+// Conn is one HTTP/2 connection carrying HBONE streams, as client or server.
+type Conn struct {
+	nc     net.Conn
+	client bool
+	local  Settings // immutable
+
+	wmu  sync.Mutex // serializes frame writes; guards fr's write side, henc and hbuf
+	fr   *http2.Framer
+	henc *hpack.Encoder
+	hbuf bytes.Buffer
+
+	ctlMu sync.Mutex // guards ctl and spare: control frames queued by the read loop
+	ctl   []control
+	spare []control
+
+	mu          sync.Mutex // guards everything below, and every Stream's state
+	streams     map[uint32]*Stream
+	nextID      uint32 // client: next stream id to open
+	lastPeerID  uint32 // server: highest stream id the peer opened
+	active      int    // open streams we initiated (client) or accepted (server)
+	peerMaxStr  uint32 // peer's SETTINGS_MAX_CONCURRENT_STREAMS
+	peerFrame   uint32 // peer's SETTINGS_MAX_FRAME_SIZE: our largest DATA frame
+	peerWindow  int32  // peer's SETTINGS_INITIAL_WINDOW_SIZE: new streams' send window
+	sendWindow  int32  // connection-level send window
+	recvUnacked uint32 // connection-level bytes consumed but not yet credited
+	goAway      bool   // GOAWAY sent or received: no new streams
+	err         error  // set once the connection is dead
+	lastUse     time.Time
+	pingSent    time.Time // zero when no PING is outstanding
+	pingTimer   *time.Timer
+	closed      chan struct{} // closed when the read loop has ended
+}
+
+func newConn(nc net.Conn, client bool, s Settings) *Conn {
+	s = s.withDefaults()
+	c := &Conn{
+		nc: nc, client: client, local: s,
+		streams: map[uint32]*Stream{}, nextID: 1,
+		peerMaxStr: 100, peerFrame: 16384, peerWindow: initialWindow, sendWindow: initialWindow,
+		lastUse: time.Now(), closed: make(chan struct{}),
+	}
+	c.fr = http2.NewFramer(nc, nc)
+	c.fr.SetReuseFrames()
+	c.fr.SetMaxReadFrameSize(s.MaxFrameSize)
+	c.fr.MaxHeaderListSize = s.MaxHeaderListSize
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	return c
+}
+
+// NewClientConn starts the client side over an established (TLS) connection: it sends
+// the preface and our SETTINGS. Run must then be called to read.
+func NewClientConn(nc net.Conn, s Settings) (*Conn, error) {
+	c := newConn(nc, true, s)
+	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+		return nil, err
+	}
+	if err := c.writeSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewServerConn reads the client's preface and sends our SETTINGS; Serve then runs it.
+func NewServerConn(nc net.Conn, s Settings) (*Conn, error) {
+	c := newConn(nc, false, s)
+	buf := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(nc, buf); err != nil {
+		return nil, err
+	}
+	if string(buf) != http2.ClientPreface {
+		return nil, errors.New("not an HTTP/2 client preface")
+	}
+	if err := c.writeSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.local.MaxStreams}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Conn) writeSettings(extra http2.Setting) error {
+	c.wmu.Lock()
+	defer c.unlockW()
+	err := c.fr.WriteSettings(extra,
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: c.local.StreamWindow},
+		http2.Setting{ID: http2.SettingMaxFrameSize, Val: c.local.MaxFrameSize},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.local.MaxHeaderListSize})
+	if err == nil && c.local.ConnWindow > initialWindow {
+		err = c.fr.WriteWindowUpdate(0, c.local.ConnWindow-initialWindow)
+	}
+	return err
+}
+
+// RemoteAddr and LocalAddr are the underlying connection's.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }
+
+// Close ends the connection and every stream on it.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.closed }
+
+// Err is why the connection ended, or nil while it lives.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// GoAway tells the peer no new streams will be accepted (drain); open ones go on.
+func (c *Conn) GoAway() error {
+	c.mu.Lock()
+	c.goAway = true
+	last := c.lastPeerID
+	c.mu.Unlock()
+	c.wmu.Lock()
+	defer c.unlockW()
+	return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil)
+}
+
+// Streams is the number of open streams.
+func (c *Conn) Streams() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.active
+}
+
+// writeHeaders encodes and writes a header block, splitting it into CONTINUATION
+// frames when it exceeds the peer's frame size. Caller holds wmu.
+func (c *Conn) writeHeadersLocked(id uint32, endStream bool, fields []hpack.HeaderField) error {
+	c.hbuf.Reset()
+	for _, f := range fields {
+		if err := c.henc.WriteField(f); err != nil {
+			return err
+		}
+	}
+	block := c.hbuf.Bytes()
+	max := int(c.frameSize())
+	first := block[:min(len(block), max)]
+	rest := block[len(first):]
+	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first,
+		EndStream: endStream, EndHeaders: len(rest) == 0})
+	for err == nil && len(rest) > 0 {
+		n := min(len(rest), max)
+		err = c.fr.WriteContinuation(id, n == len(rest), rest[:n])
+		rest = rest[n:]
+	}
+	return err
+}
+
+func (c *Conn) frameSize() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peerFrame
+}
+
+func (c *Conn) writeRST(id uint32, code http2.ErrCode) {
+	c.wmu.Lock()
+	defer c.unlockW()
+	c.fr.WriteRSTStream(id, code)
+}
+
+func (c *Conn) writeWindowUpdates(streamID, streamInc, connInc uint32) {
+	if streamInc == 0 && connInc == 0 {
+		return
+	}
+	c.wmu.Lock()
+	defer c.unlockW()
+	if streamInc > 0 {
+		c.fr.WriteWindowUpdate(streamID, streamInc)
+	}
+	if connInc > 0 {
+		c.fr.WriteWindowUpdate(0, connInc)
+	}
+}

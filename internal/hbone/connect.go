@@ -1,0 +1,210 @@
+package hbone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// ErrNoCapacity: the connection cannot take another stream (peer's limit, our limit,
+// GOAWAY, or closed); the pool then uses or opens another connection.
+var ErrNoCapacity = errors.New("HBONE connection has no stream capacity")
+
+// TryReserve takes a stream slot if this connection can open one under limit (and the
+// peer's SETTINGS). The pool calls it while choosing a connection.
+func (c *Conn) TryReserve(limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.goAway || c.active >= min(limit, int(c.peerMaxStr)) || c.nextID >= 1<<31-1 {
+		return false
+	}
+	c.active++ // the slot; OpenStream turns it into a stream
+	return true
+}
+
+// Usable reports whether the connection may carry new streams at all.
+func (c *Conn) Usable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil && !c.goAway
+}
+
+// IdleSince is when the last stream ended, or the zero time while streams are open.
+func (c *Conn) IdleSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active > 0 {
+		return time.Time{}
+	}
+	return c.lastUse
+}
+
+// OpenStream sends a CONNECT on a slot taken with TryReserve and waits for the answer.
+// A status other than 200 is a *StatusError and ends only this stream.
+func (c *Conn) OpenStream(ctx context.Context, r *Request) (*Stream, error) {
+	fields := []hpack.HeaderField{{Name: ":method", Value: "CONNECT"}, {Name: ":authority", Value: r.Authority}}
+	for _, h := range [][2]string{{"baggage", r.Baggage}, {"forwarded", r.Forwarded}, {"traceparent", r.Traceparent}} {
+		if h[1] != "" {
+			fields = append(fields, hpack.HeaderField{Name: h[0], Value: h[1]})
+		}
+	}
+	c.wmu.Lock() // stream ids must go out in order: allocate under the write lock
+	c.mu.Lock()
+	if c.err != nil || c.goAway {
+		c.active-- // give the slot back
+		c.mu.Unlock()
+		c.unlockW()
+		return nil, ErrNoCapacity
+	}
+	s := c.newStreamLocked(c.nextID)
+	c.active-- // newStreamLocked counted it again; the reserved slot becomes this stream
+	c.nextID += 2
+	c.mu.Unlock()
+	err := c.writeHeadersLocked(s.id, false, fields)
+	c.unlockW()
+	if err != nil {
+		return nil, c.fail(err)
+	}
+	return s, s.awaitStatus(ctx)
+}
+
+func (s *Stream) awaitStatus(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.c.mu.Lock()
+		s.cond.Broadcast()
+		s.c.mu.Unlock()
+	})
+	defer stop()
+	c := s.c
+	c.mu.Lock()
+	for s.status == 0 && s.resetErr == nil && ctx.Err() == nil {
+		s.cond.Wait()
+	}
+	status, err := s.status, s.resetErr
+	c.mu.Unlock()
+	switch {
+	case status == 200:
+		return nil
+	case status != 0:
+		s.Close()
+		return &StatusError{Code: status}
+	case err != nil:
+		return err
+	}
+	s.Reset(http2.ErrCodeCancel)
+	return ctx.Err()
+}
+
+func (c *Conn) onResponse(f *http2.MetaHeadersFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.streams[f.StreamID]
+	if s == nil {
+		return nil
+	}
+	if s.status != 0 { // trailers: only END_STREAM matters
+		if f.StreamEnded() {
+			s.recvEOF = true
+			s.cond.Broadcast()
+		}
+		return nil
+	}
+	code, err := strconv.Atoi(f.PseudoValue("status"))
+	if err != nil || code < 100 || code > 999 {
+		return fmt.Errorf("stream %d: bad :status %q", f.StreamID, f.PseudoValue("status"))
+	}
+	s.status = code
+	if f.StreamEnded() {
+		s.recvEOF = true
+	}
+	s.cond.Broadcast()
+	return nil
+}
+
+// onRequest admits a new stream from the client, or refuses it without harming others.
+func (c *Conn) onRequest(f *http2.MetaHeadersFrame, accept func(*Stream)) error {
+	c.mu.Lock()
+	if f.StreamID <= c.lastPeerID || f.StreamID%2 == 0 {
+		existing := c.streams[f.StreamID]
+		c.mu.Unlock()
+		if existing != nil { // trailers on an open stream: END_STREAM only
+			c.endOfTrailers(existing, f)
+			return nil
+		}
+		return fmt.Errorf("stream id %d reused or even", f.StreamID)
+	}
+	c.lastPeerID = f.StreamID
+	if c.goAway || c.active >= int(c.local.MaxStreams) {
+		c.mu.Unlock()
+		c.queueControl(control{kind: uint8(http2.FrameRSTStream), id: f.StreamID, code: http2.ErrCodeRefusedStream})
+		return nil
+	}
+	s := c.newStreamLocked(f.StreamID)
+	s.req = requestOf(f)
+	if f.StreamEnded() {
+		s.recvEOF = true
+	}
+	c.mu.Unlock()
+	accept(s)
+	return nil
+}
+
+func (c *Conn) endOfTrailers(s *Stream, f *http2.MetaHeadersFrame) {
+	if f.StreamEnded() {
+		c.mu.Lock()
+		s.recvEOF = true
+		s.cond.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// requestOf reads a request; the method and pseudo-headers are checked by the server's
+// handler (Method), so that a bad request still gets an HTTP answer.
+func requestOf(f *http2.MetaHeadersFrame) *Request {
+	r := &Request{Authority: f.PseudoValue("authority"), Other: map[string]string{}}
+	r.Other[":method"] = f.PseudoValue("method")
+	if p := f.PseudoValue("path"); p != "" {
+		r.Other[":path"] = p
+	}
+	for _, h := range f.RegularFields() {
+		switch h.Name {
+		case "baggage":
+			r.Baggage = h.Value
+		case "forwarded":
+			r.Forwarded = h.Value
+		case "traceparent":
+			r.Traceparent = h.Value
+		default:
+			r.Other[h.Name] = h.Value
+		}
+	}
+	return r
+}
+
+// Method is the request's :method.
+func (r *Request) Method() string { return r.Other[":method"] }
+
+// Respond answers the CONNECT. 200 opens the tunnel; any other status ends the stream.
+func (s *Stream) Respond(status int, headers ...hpack.HeaderField) error {
+	fields := append([]hpack.HeaderField{{Name: ":status", Value: strconv.Itoa(status)}}, headers...)
+	end := status != 200
+	c := s.c
+	c.wmu.Lock()
+	err := c.writeHeadersLocked(s.id, end, fields)
+	c.unlockW()
+	if err != nil {
+		return c.fail(err)
+	}
+	if end {
+		c.mu.Lock()
+		s.sentEnd = true
+		c.mu.Unlock()
+		s.Close() // whatever the client still sends is not wanted
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package hbone
+
+import "golang.org/x/net/http2"
+
+// control is a frame the read loop must send. The read loop never waits for the write
+// lock: if the writer holding it is stuck on a full socket while the peer's writer is
+// stuck the same way, both read loops would stop and neither side would read again.
+// Control frames are queued and flushed by whoever holds or next takes the write lock.
+type control struct {
+	kind uint8 // http2.FrameType of the frame
+	id   uint32
+	code http2.ErrCode
+	inc  uint32
+	ping [8]byte
+}
+
+func (c *Conn) queueControl(f control) {
+	c.ctlMu.Lock()
+	c.ctl = append(c.ctl, f)
+	c.ctlMu.Unlock()
+	c.tryFlushControl()
+}
+
+// tryFlushControl flushes queued control frames if the write lock is free.
+func (c *Conn) tryFlushControl() {
+	for c.hasControl() && c.wmu.TryLock() {
+		c.flushControlLocked()
+		c.wmu.Unlock()
+	}
+}
+
+func (c *Conn) hasControl() bool {
+	c.ctlMu.Lock()
+	defer c.ctlMu.Unlock()
+	return len(c.ctl) > 0
+}
+
+// unlockW releases the write lock after sending what the read loop queued meanwhile.
+func (c *Conn) unlockW() {
+	c.flushControlLocked()
+	c.wmu.Unlock()
+	c.tryFlushControl()
+}
+
+func (c *Conn) flushControlLocked() {
+	c.ctlMu.Lock()
+	pending := c.ctl
+	c.ctl = c.spare[:0]
+	c.ctlMu.Unlock()
+	for _, f := range pending {
+		switch http2.FrameType(f.kind) {
+		case http2.FrameSettings:
+			c.fr.WriteSettingsAck()
+		case http2.FramePing:
+			c.fr.WritePing(true, f.ping)
+		case http2.FrameWindowUpdate:
+			c.fr.WriteWindowUpdate(f.id, f.inc)
+		case http2.FrameRSTStream:
+			c.fr.WriteRSTStream(f.id, f.code)
+		case http2.FrameGoAway:
+			c.fr.WriteGoAway(f.id, f.code, nil)
+		}
+	}
+	c.ctlMu.Lock()
+	c.spare = pending[:0]
+	c.ctlMu.Unlock()
+}

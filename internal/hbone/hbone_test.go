@@ -1,0 +1,267 @@
+package hbone_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/net/http2"
+
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair connects an HBONE client and server over loopback TCP; the server runs h.
+func pair(t *testing.T, s hbone.Settings, h hbone.Handler) *hbone.Conn {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		nc, err := l.Accept()
+		l.Close()
+		if err != nil {
+			return
+		}
+		sc, err := hbone.NewServerConn(nc, s)
+		if err != nil {
+			nc.Close()
+			return
+		}
+		sc.Serve(h)
+	})
+	nc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := hbone.NewClientConn(nc, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { cc.Run() })
+	t.Cleanup(func() { cc.Close(); wg.Wait() })
+	return cc
+}
+
+func open(t *testing.T, c *hbone.Conn, authority string) (*hbone.Stream, error) {
+	t.Helper()
+	if !c.TryReserve(100) {
+		t.Fatal("no stream capacity")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.OpenStream(ctx, &hbone.Request{Authority: authority, Forwarded: `for="10.0.0.1:1234"`})
+}
+
+// echo answers 200 and echoes until the client half-closes, then half-closes too.
+func echo(s *hbone.Stream) {
+	s.Respond(200)
+	io.Copy(s, s)
+	s.CloseWrite()
+}
+
+func TestEchoAndHeaders(t *testing.T) {
+	got := make(chan *hbone.Request, 1)
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) { got <- s.Request(); echo(s) })
+	st, err := open(t, c, "10.1.2.3:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte("hello"))
+	st.CloseWrite()
+	b, err := io.ReadAll(st)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("echo = %q, %v", b, err)
+	}
+	r := <-got
+	if r.Method() != "CONNECT" || r.Authority != "10.1.2.3:8080" || r.Forwarded != `for="10.0.0.1:1234"` {
+		t.Errorf("server saw %+v", r)
+	}
+	st.Close()
+}
+
+// TestLargeTransferBothWays sends 64 MiB each way at once and compares digests.
+func TestLargeTransferBothWays(t *testing.T) {
+	const size = 64 << 20
+	c := pair(t, hbone.Settings{}, echo)
+	st, err := open(t, c, "10.1.2.3:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := io.LimitReader(rand.NewChaCha8([32]byte{1}), size)
+	sent := sha256.New()
+	go func() {
+		io.Copy(io.MultiWriter(st, sent), src)
+		st.CloseWrite()
+	}()
+	recv := sha256.New()
+	n, err := io.Copy(recv, st)
+	if err != nil || n != size {
+		t.Fatalf("received %d bytes, %v", n, err)
+	}
+	if !bytes.Equal(sent.Sum(nil), recv.Sum(nil)) {
+		t.Error("digests differ")
+	}
+}
+
+// TestHalfCloseEachWay: after one side half-closes, the other keeps sending to the end.
+func TestHalfCloseEachWay(t *testing.T) {
+	// Server finishes first: it sends its part and half-closes, then keeps reading.
+	serverDone := make(chan []byte, 1)
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
+		s.Respond(200)
+		s.Write([]byte("server says bye"))
+		s.CloseWrite()
+		b, _ := io.ReadAll(s)
+		serverDone <- b
+	})
+	st, err := open(t, c, "10.1.2.3:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(st)
+	if err != nil || string(b) != "server says bye" {
+		t.Fatalf("client read %q, %v", b, err)
+	}
+	// The client's direction is still open after the server's FIN.
+	payload := bytes.Repeat([]byte("x"), 5<<20)
+	if _, err := st.Write(payload); err != nil {
+		t.Fatalf("write after peer half-close: %v", err)
+	}
+	st.CloseWrite()
+	if got := <-serverDone; len(got) != len(payload) {
+		t.Errorf("server read %d bytes after its half-close, want %d", len(got), len(payload))
+	}
+}
+
+func TestStreamErrorLeavesOthers(t *testing.T) {
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
+		if s.Request().Authority == "10.0.0.9:1" {
+			s.Respond(200)
+			s.Reset(http2.ErrCodeInternal) // this stream fails mid-way
+			return
+		}
+		echo(s)
+	})
+	good, err := open(t, c, "10.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := open(t, c, "10.0.0.9:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(bad); err == nil {
+		t.Error("reset stream read without error")
+	}
+	good.Write([]byte("still here"))
+	good.CloseWrite()
+	if b, err := io.ReadAll(good); err != nil || string(b) != "still here" {
+		t.Errorf("other stream = %q, %v", b, err)
+	}
+	if !c.Usable() {
+		t.Error("connection unusable after one stream's error")
+	}
+}
+
+func TestNon200EndsOnlyThatStream(t *testing.T) {
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
+		if s.Request().Authority == "deny:1" {
+			s.Respond(401)
+			return
+		}
+		echo(s)
+	})
+	_, err := open(t, c, "deny:1")
+	var se *hbone.StatusError
+	if !errors.As(err, &se) || se.Code != 401 {
+		t.Fatalf("err = %v, want StatusError 401", err)
+	}
+	st, err := open(t, c, "ok:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+}
+
+func TestServerRefusesBeyondMaxStreams(t *testing.T) {
+	release := make(chan struct{})
+	c := pair(t, hbone.Settings{MaxStreams: 2}, func(s *hbone.Stream) { s.Respond(200); <-release; s.Close() })
+	defer close(release)
+	for range 2 {
+		if _, err := open(t, c, "10.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.TryReserve(100) { // the client honours the server's SETTINGS
+		t.Error("third stream reserved though the server allows 2")
+	}
+}
+
+func TestGoAwayStopsNewStreams(t *testing.T) {
+	srv := make(chan *hbone.Conn, 1)
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) { srv <- s.Conn(); echo(s) })
+	st, err := open(t, c, "10.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	(<-srv).GoAway()
+	for range 200 {
+		if !c.Usable() {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.Usable() || c.TryReserve(100) {
+		t.Error("client still opens streams after GOAWAY")
+	}
+	st.Write([]byte("open stream continues"))
+	st.CloseWrite()
+	if b, _ := io.ReadAll(st); string(b) != "open stream continues" {
+		t.Errorf("stream after GOAWAY = %q", b)
+	}
+}
+
+func TestParseAuthority(t *testing.T) {
+	tests := []struct {
+		in, want string
+		host     bool
+		bad      bool
+	}{
+		{in: "10.0.0.1:80", want: "10.0.0.1:80"},
+		{in: "[fd00::1]:443", want: "[fd00::1]:443"},
+		{in: "[::ffff:10.0.0.1]:80", want: "10.0.0.1:80"},
+		{in: "httpbin.default.svc.cluster.local:8000", want: "httpbin.default.svc.cluster.local:8000", host: true},
+		{in: "10.0.0.1", bad: true},
+		{in: "10.0.0.1:0", bad: true},
+		{in: "10.0.0.1:99999", bad: true},
+		{in: "[fe80::1%eth0]:80", bad: true},
+		{in: "bad host:80", bad: true},
+		{in: "-x.example:80", bad: true},
+		{in: ":80", bad: true},
+		{in: "", bad: true},
+	}
+	for _, tt := range tests {
+		a, err := hbone.ParseAuthority(tt.in)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("ParseAuthority(%q) accepted", tt.in)
+			}
+			continue
+		}
+		if err != nil || a.String() != tt.want || a.IsHostname() != tt.host {
+			t.Errorf("ParseAuthority(%q) = %v (host %v), %v", tt.in, a, a.IsHostname(), err)
+		}
+	}
+}
