@@ -1,0 +1,230 @@
+// Package pool shares HBONE connections between tunnels that may share them: same
+// source identity, same expected destination identities, same address, same source IP.
+// A connection is never shared across identities, since its client certificate is the
+// source workload's.
+package pool
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+)
+
+// Key says which tunnels may share a connection.
+type Key struct {
+	Src   identity.Identity
+	Dst   string // the expected destination identities, sorted, space separated
+	Addr  netip.AddrPort
+	SrcIP netip.Addr
+}
+
+// NewKey builds a key; the order of expected does not matter.
+func NewKey(src identity.Identity, expected []identity.Identity, addr netip.AddrPort, srcIP netip.Addr) Key {
+	ids := make([]string, len(expected))
+	for i, id := range expected {
+		ids[i] = id.String()
+	}
+	slices.Sort(ids)
+	return Key{Src: src, Dst: strings.Join(ids, " "), Addr: addr, SrcIP: srcIP}
+}
+
+// DialFunc opens a new HBONE connection for k (TCP, TLS as k.Src, HTTP/2 preface).
+type DialFunc func(ctx context.Context, k Key) (*hbone.Conn, error)
+
+// Options; zero values take Rust ztunnel's defaults.
+type Options struct {
+	MaxStreams  int           // per connection (100); the peer's SETTINGS may lower it
+	IdleTimeout time.Duration // unused connections are closed after this (5 min)
+	DialTimeout time.Duration // one connection attempt (10 s)
+	Logger      *slog.Logger
+}
+
+// ErrClosed is returned once the pool has stopped.
+var ErrClosed = errors.New("connection pool closed")
+
+// Pool is safe for concurrent use. Run must be running: it owns the connections'
+// read loops and closes idle connections.
+type Pool struct {
+	dial DialFunc
+	opts Options
+	log  *slog.Logger
+	wg   sync.WaitGroup // one per connection's read loop
+
+	mu      sync.Mutex // guards the fields below
+	conns   map[Key][]*hbone.Conn
+	dialing map[Key]*dialCall
+	closed  bool
+}
+
+// dialCall is one handshake in progress; everyone wanting that key waits for it.
+type dialCall struct {
+	done chan struct{}
+	err  error // valid after done is closed
+}
+
+// New builds a pool; it starts nothing.
+func New(dial DialFunc, opts Options) *Pool {
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 100
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 5 * time.Minute
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = logging.Discard()
+	}
+	return &Pool{dial: dial, opts: opts, log: log, conns: map[Key][]*hbone.Conn{}, dialing: map[Key]*dialCall{}}
+}
+
+// Connect opens a tunnel for req over a connection for k, reusing one with room for
+// another stream, or dialing one (a single handshake for concurrent callers).
+func (p *Pool) Connect(ctx context.Context, k Key, req *hbone.Request) (*hbone.Stream, error) {
+	for range 3 { // a connection may go away between choosing it and opening the stream
+		c, err := p.reserve(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		st, err := c.OpenStream(ctx, req)
+		if errors.Is(err, hbone.ErrNoCapacity) || errors.Is(err, hbone.ErrGoAway) {
+			continue
+		}
+		return st, err
+	}
+	return nil, hbone.ErrNoCapacity
+}
+
+// reserve returns a connection on which a stream slot was taken for the caller.
+func (p *Pool) reserve(ctx context.Context, k Key) (*hbone.Conn, error) {
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		for _, c := range p.conns[k] {
+			if c.TryReserve(p.opts.MaxStreams) {
+				p.mu.Unlock()
+				return c, nil
+			}
+		}
+		if call := p.dialing[k]; call != nil {
+			p.mu.Unlock()
+			select {
+			case <-call.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if call.err != nil {
+				return nil, call.err
+			}
+			p.mu.Lock()
+			continue
+		}
+		call := &dialCall{done: make(chan struct{})}
+		p.dialing[k] = call
+		p.mu.Unlock()
+		call.err = p.dialOne(ctx, k)
+		p.mu.Lock()
+		delete(p.dialing, k)
+		close(call.done)
+		if call.err != nil {
+			p.mu.Unlock()
+			return nil, call.err
+		}
+	}
+}
+
+// dialOne dials and adds the connection. The dial is not cut short by the first
+// caller's ctx, since others may be waiting for the same handshake.
+func (p *Pool) dialOne(ctx context.Context, k Key) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.DialTimeout)
+	defer cancel()
+	c, err := p.dial(dctx, k)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return ErrClosed
+	}
+	p.conns[k] = append(p.conns[k], c)
+	p.wg.Go(func() {
+		err := c.Run()
+		p.remove(k, c)
+		p.log.Debug("HBONE connection ended", "dst", k.Addr.String(), "src_identity", k.Src.String(), "error", err)
+	})
+	return nil
+}
+
+func (p *Pool) remove(k Key, c *hbone.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	conns := slices.DeleteFunc(p.conns[k], func(x *hbone.Conn) bool { return x == c })
+	if len(conns) == 0 {
+		delete(p.conns, k)
+	} else {
+		p.conns[k] = conns
+	}
+}
+
+// Conns is the number of connections for k (for tests and the dump).
+func (p *Pool) Conns(k Key) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns[k])
+}
+
+// Run closes connections unused for IdleTimeout until ctx ends; then it closes every
+// connection and returns when their read loops have ended.
+func (p *Pool) Run(ctx context.Context) error {
+	t := time.NewTicker(max(p.opts.IdleTimeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.closeAll()
+			p.wg.Wait()
+			return nil
+		case now := <-t.C:
+			p.closeIdle(now)
+		}
+	}
+}
+
+func (p *Pool) closeIdle(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, conns := range p.conns {
+		for _, c := range conns {
+			if idle := c.IdleSince(); !idle.IsZero() && now.Sub(idle) >= p.opts.IdleTimeout {
+				c.Close() // its read loop ends and removes it
+			}
+		}
+	}
+}
+
+func (p *Pool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, conns := range p.conns {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/pool"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	sleepID   = identity.New("cluster.local", "foo", "sleep")
+	otherID   = identity.New("cluster.local", "foo", "other")
+	httpbinID = identity.New("cluster.local", "default", "httpbin")
+)
+
+// server is a plain-TCP HBONE server whose streams stay open until release closes.
+type server struct {
+	addr    netip.AddrPort
+	release chan struct{}
+	accepts atomic.Int32
+	wg      sync.WaitGroup
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{addr: netip.MustParseAddrPort(l.Addr().String()), release: make(chan struct{})}
+	s.wg.Go(func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.accepts.Add(1)
+			s.wg.Go(func() {
+				sc, err := hbone.NewServerConn(nc, hbone.Settings{})
+				if err != nil {
+					nc.Close()
+					return
+				}
+				sc.Serve(func(st *hbone.Stream) { st.Respond(200); <-s.release; st.Close() })
+			})
+		}
+	})
+	t.Cleanup(func() { l.Close(); s.wg.Wait() })
+	return s
+}
+
+func dialer(dials *atomic.Int32) pool.DialFunc {
+	return func(ctx context.Context, k pool.Key) (*hbone.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", k.Addr.String())
+		if err != nil {
+			return nil, err
+		}
+		return hbone.NewClientConn(nc, hbone.Settings{})
+	}
+}
+
+func runPool(t *testing.T, p *pool.Pool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func connect(t *testing.T, p *pool.Pool, k pool.Key) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := p.Connect(ctx, k, &hbone.Request{Authority: "10.0.0.1:80"})
+	if err == nil {
+		t.Cleanup(func() { st.Close() })
+	}
+	return err
+}
+
+func TestStreamsPerConnectionAndIdentitySeparation(t *testing.T) {
+	srv := newServer(t)
+	defer close(srv.release)
+	var dials atomic.Int32
+	p := pool.New(dialer(&dials), pool.Options{})
+	runPool(t, p)
+	a := pool.NewKey(sleepID, []identity.Identity{httpbinID}, srv.addr, netip.MustParseAddr("127.0.0.1"))
+	b := pool.NewKey(otherID, []identity.Identity{httpbinID}, srv.addr, netip.MustParseAddr("127.0.0.1"))
+	var wg sync.WaitGroup
+	for i := range 500 {
+		wg.Go(func() {
+			if err := connect(t, p, a); err != nil {
+				t.Error(err)
+			}
+		})
+		if i%100 == 0 {
+			wg.Go(func() {
+				if err := connect(t, p, b); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := p.Conns(a); n > 5 {
+		t.Errorf("500 tunnels of one key use %d connections, want at most 5", n)
+	}
+	if p.Conns(b) != 1 {
+		t.Errorf("the other identity has %d connections, want its own 1", p.Conns(b))
+	}
+	if int(dials.Load()) != p.Conns(a)+p.Conns(b) {
+		t.Errorf("%d dials for %d connections: handshakes were not shared", dials.Load(), p.Conns(a)+p.Conns(b))
+	}
+}
+
+func TestFailedDialIsSharedAndReported(t *testing.T) {
+	var dials atomic.Int32
+	boom := errors.New("connection refused")
+	gate := make(chan struct{})
+	p := pool.New(func(context.Context, pool.Key) (*hbone.Conn, error) { dials.Add(1); <-gate; return nil, boom }, pool.Options{})
+	runPool(t, p)
+	k := pool.NewKey(sleepID, nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.Addr{})
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range 10 {
+		wg.Go(func() {
+			if err := connect(t, p, k); errors.Is(err, boom) {
+				failed.Add(1)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let the callers queue behind the one dial
+	close(gate)
+	wg.Wait()
+	if failed.Load() != 10 || dials.Load() > 10 {
+		t.Errorf("%d of 10 callers got the dial error, %d dials", failed.Load(), dials.Load())
+	}
+}
+
+func TestIdleConnectionsReleased(t *testing.T) {
+	srv := newServer(t)
+	close(srv.release) // streams end at once
+	var dials atomic.Int32
+	p := pool.New(dialer(&dials), pool.Options{IdleTimeout: 50 * time.Millisecond})
+	runPool(t, p)
+	k := pool.NewKey(sleepID, nil, srv.addr, netip.Addr{})
+	if err := connect(t, p, k); err != nil {
+		t.Fatal(err)
+	}
+	if p.Conns(k) != 1 {
+		t.Fatal("connection not pooled")
+	}
+	for range 200 { // bounded wait for the reaper
+		if p.Conns(k) == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("idle connection still pooled")
+}
