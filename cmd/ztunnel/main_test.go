@@ -87,7 +87,7 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 	waitReady(t, out)
 	var d struct{ Workloads, Services, Policies []any }
 	if err := json.Unmarshal([]byte(body(t, "http://localhost:15000/config_dump")), &d); err != nil ||
-		len(d.Workloads) != 4 || len(d.Services) != 1 || len(d.Policies) != 1 {
+		len(d.Workloads) != 5 || len(d.Services) != 1 || len(d.Policies) != 1 {
 		t.Errorf("config_dump: %v %d/%d/%d", err, len(d.Workloads), len(d.Services), len(d.Policies))
 	}
 	if m := body(t, "http://localhost:15020/metrics"); !strings.Contains(m, "istio_build{") {
@@ -100,14 +100,14 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 			Certificates []struct{ Identity, State string }
 		}
 		json.Unmarshal([]byte(body(t, "http://localhost:15000/config_dump")), &d)
-		if certs = d.Certificates; len(certs) == 2 && certs[0].State == "Available" && certs[1].State == "Available" {
+		if certs = d.Certificates; len(certs) == 3 && certs[0].State == "Available" && certs[1].State == "Available" && certs[2].State == "Available" {
 			break
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	if len(certs) != 2 || certs[0].Identity != "spiffe://cluster.local/ns/default/sa/httpbin" ||
-		certs[1].Identity != "spiffe://cluster.local/ns/foo/sa/sleep" || certs[0].State != "Available" || certs[1].State != "Available" {
-		t.Errorf("certificates = %+v, want httpbin and sleep Available", certs)
+	if len(certs) != 3 || certs[0].Identity != "spiffe://cluster.local/ns/default/sa/curl" || certs[1].Identity != "spiffe://cluster.local/ns/default/sa/httpbin" ||
+		certs[2].Identity != "spiffe://cluster.local/ns/foo/sa/sleep" || certs[2].State != "Available" {
+		t.Errorf("certificates = %+v, want curl, httpbin and sleep Available", certs)
 	}
 	http.DefaultClient.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -116,7 +116,7 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 	if code := exitCode(t, cmd); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0; output:\n%s", code, out)
 	}
-	for _, want := range []string{"STANDALONE MODE", "static config loaded workloads=4", "FAKE_CA=true: the built-in CA", "received signal, starting drain", "ztunnel stopped"} {
+	for _, want := range []string{"STANDALONE MODE", "static config loaded workloads=5", "FAKE_CA=true: the built-in CA", "received signal, starting drain", "ztunnel stopped"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

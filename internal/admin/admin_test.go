@@ -121,11 +121,11 @@ func TestConfigDump118Layout(t *testing.T) {
 	var vips, w2v map[string][][2]any
 	json.Unmarshal(d["vips"], &vips)
 	json.Unmarshal(d["workload_to_vip"], &w2v)
-	wantVIPs := map[string][][2]any{"127.0.10.1:8000": {{"127.0.0.3", 80.0}, {"127.0.0.4", 80.0}}}
+	wantVIPs := map[string][][2]any{"127.0.10.1:8000": {{"127.0.0.3", 8080.0}, {"127.0.0.4", 8080.0}}}
 	if !reflect.DeepEqual(vips, wantVIPs) {
 		t.Errorf("vips = %v, want %v", vips, wantVIPs)
 	}
-	wantW2V := map[string][][2]any{"127.0.0.3": {{"127.0.10.1:8000", 80.0}}, "127.0.0.4": {{"127.0.10.1:8000", 80.0}}}
+	wantW2V := map[string][][2]any{"127.0.0.3": {{"127.0.10.1:8000", 8080.0}}, "127.0.0.4": {{"127.0.10.1:8000", 8080.0}}}
 	if !reflect.DeepEqual(w2v, wantW2V) {
 		t.Errorf("workload_to_vip = %v, want %v", w2v, wantW2V)
 	}

@@ -14,10 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ztunnel-go/ztunnel/internal/admin"
+	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/version"
@@ -33,6 +35,7 @@ type App struct {
 	ready    *readiness.Tracker
 	drain    *drain.Drain
 	registry *prometheus.Registry
+	listen   proxy.Listen // the proxies' listeners; from the config unless a test sets them
 
 	quitOnce sync.Once
 	quit     chan struct{} // closed by Shutdown
@@ -57,6 +60,7 @@ func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 		registry: metrics.NewRegistry(cfg.IstioVersion()),
 		quit:     make(chan struct{}),
 		started:  make(chan struct{}),
+		listen:   proxy.ListenFromConfig(cfg),
 	}
 }
 
@@ -78,7 +82,7 @@ func (a *App) Addrs() Bound {
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("starting ztunnel", "version", version.Get().Version, "config", jsonString(admin.EffectiveConfig(a.cfg, a.levels)))
 	stateTask := a.ready.Register("state manager")
-	static, err := a.loadSources(stateTask)
+	static, complete, err := a.loadSources(stateTask)
 	if err != nil {
 		return err
 	}
@@ -88,12 +92,16 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	defer closeFetcher()
 	bgCtx, stopBackground := context.WithCancel(context.Background())
-	var bg, wg sync.WaitGroup // background subsystems; HTTP servers
+	var bg, wg sync.WaitGroup // background subsystems (certificates, proxies); HTTP servers
 	defer bg.Wait()
 	defer stopBackground()
-	var certs admin.Certificates
+	var certs *certmgr.Manager
 	if fetcher != nil {
 		certs = a.runCerts(bgCtx, &bg, fetcher)
+	}
+	prx, err := a.startProxy(bgCtx, &bg, certs, complete)
+	if err != nil {
+		return err
 	}
 	servers, err := a.bind(static, certs)
 	if err != nil {
@@ -111,7 +119,7 @@ func (a *App) Run(ctx context.Context) error {
 	case <-a.quit:
 		a.log.Info("shutdown requested, starting drain", "deadline", a.cfg.TerminationDeadline.String())
 	}
-	a.stop(servers)
+	a.stop(servers, prx, stopBackground)
 	wg.Wait()
 	a.log.Info("ztunnel stopped")
 	return nil
@@ -119,13 +127,17 @@ func (a *App) Run(ctx context.Context) error {
 
 // bind opens every listener before any is served, in start order: readiness, admin,
 // stats. On failure the ones already open are closed.
-func (a *App) bind(static any, certs admin.Certificates) ([]*httpServer, error) {
+func (a *App) bind(static any, certs *certmgr.Manager) ([]*httpServer, error) {
 	ready, err := bindHTTP("readiness", a.ready, []netip.AddrPort{a.cfg.Addrs.Readiness}, nil, a.log)
 	if err != nil {
 		return nil, err
 	}
+	var certDump admin.Certificates
+	if certs != nil {
+		certDump = certs
+	}
 	adm := admin.New(admin.Deps{
-		Config: a.cfg, State: a.store, Static: static, Certs: certs, Levels: a.levels, Version: version.Get(),
+		Config: a.cfg, State: a.store, Static: static, Certs: certDump, Levels: a.levels, Version: version.Get(),
 		ProxyArgs: proxyArgs(os.Args[1:]), Shutdown: a.Shutdown,
 		Logger: logging.Scoped(a.log, "admin"),
 	})
@@ -147,16 +159,20 @@ func (a *App) bind(static any, certs admin.Certificates) ([]*httpServer, error) 
 	return []*httpServer{ready, admSrv, stats}, nil
 }
 
-// stop flips readiness to failing, drains in-flight work, then stops the servers in
-// reverse start order, all within one termination deadline: past it, what is still open
-// is closed, so the process always exits in time.
-func (a *App) stop(servers []*httpServer) {
+// stop flips readiness to failing, stops accepting, drains in-flight connections, then
+// stops the rest in reverse start order, all within one termination deadline: past it,
+// what is still open is closed, so the process always exits in time.
+func (a *App) stop(servers []*httpServer, prx *proxy.Proxy, stopBackground func()) {
 	a.ready.Register("shutdown")
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.TerminationDeadline)
 	defer cancel()
+	if prx != nil {
+		prx.StopAccepting()
+	}
 	if open := a.drain.Wait(ctx); open > 0 {
 		a.log.Warn("drain deadline reached, closing connections", "open", open)
 	}
+	stopBackground() // proxies close what is left; certificates stop
 	for i := len(servers) - 1; i >= 0; i-- {
 		servers[i].shutdown(ctx)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/proxy"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -31,7 +33,10 @@ func newTestApp(t *testing.T, env ...string) *App {
 	cfg.Addrs.Admin = []netip.AddrPort{anyPort}
 	cfg.Addrs.Stats, cfg.Addrs.Readiness = anyPort, anyPort
 	log, levels, _ := logging.New(io.Discard, "plain", "info")
-	return New(cfg, log, levels)
+	a := New(cfg, log, levels)
+	a.listen = proxy.Listen{Outbound: []netip.AddrPort{anyPort}, Inbound: []netip.AddrPort{anyPort},
+		InboundPlaintext: []netip.AddrPort{anyPort}, Socks5: []netip.AddrPort{anyPort}, HBONEPort: 15008}
+	return a
 }
 
 // start runs the app and returns a function that waits for Run's result.
@@ -70,7 +75,7 @@ func TestServesAndStopsCleanly(t *testing.T) {
 	}
 	_, body := get(t, b.Admin[0], "/config_dump")
 	var d struct{ Workloads, Services, Policies []any }
-	if err := json.Unmarshal([]byte(body), &d); err != nil || len(d.Workloads) != 4 || len(d.Services) != 1 || len(d.Policies) != 1 {
+	if err := json.Unmarshal([]byte(body), &d); err != nil || len(d.Workloads) != 5 || len(d.Services) != 1 || len(d.Policies) != 1 {
 		t.Errorf("config_dump: %v %+v", err, d)
 	}
 	resp, err := http.Post("http://"+b.Admin[0].String()+"/quitquitquit", "", nil)
@@ -137,7 +142,7 @@ func TestStateManagerPendingWithXDS(t *testing.T) {
 	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012", "FAKE_CA=true")
 	wait := start(t, a)
 	code, body := get(t, a.Addrs().Readiness[0], "/healthz/ready")
-	if code != 500 || body != "not ready, pending: state manager\n" {
+	if code != 500 || body != "not ready, pending: proxy, state manager\n" {
 		t.Errorf("readiness = %d %q", code, body)
 	}
 	a.Shutdown()
@@ -176,19 +181,17 @@ func TestUnreadableCARootFailsStart(t *testing.T) {
 func TestStandaloneIdentitiesAvailable(t *testing.T) {
 	a := newTestApp(t)
 	wait := start(t, a)
-	want := map[string]bool{"spiffe://cluster.local/ns/foo/sa/sleep": true, "spiffe://cluster.local/ns/default/sa/httpbin": true}
+	want := map[string]string{"spiffe://cluster.local/ns/foo/sa/sleep": "Available",
+		"spiffe://cluster.local/ns/default/sa/httpbin": "Available", "spiffe://cluster.local/ns/default/sa/curl": "Available"}
 	var got map[string]string
 	for range 200 { // prefetch runs in the background; bounded wait
-		got = certStates(t, a.Addrs().Admin[0])
-		if len(got) == len(want) && got["spiffe://cluster.local/ns/foo/sa/sleep"] == "Available" &&
-			got["spiffe://cluster.local/ns/default/sa/httpbin"] == "Available" {
+		if got = certStates(t, a.Addrs().Admin[0]); reflect.DeepEqual(got, want) {
 			break
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	if len(got) != 2 || got["spiffe://cluster.local/ns/foo/sa/sleep"] != "Available" ||
-		got["spiffe://cluster.local/ns/default/sa/httpbin"] != "Available" {
-		t.Errorf("certificates = %v, want the two HBONE identities Available (legacy-tcp is plain TCP)", got)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("certificates = %v, want the three HBONE identities Available (legacy-tcp is plain TCP)", got)
 	}
 	a.Shutdown()
 	if err := wait(); err != nil {

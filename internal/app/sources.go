@@ -12,27 +12,25 @@ import (
 // loadSources fills the state from the static config (a file, inline YAML, or the
 // standalone example). The "state manager" readiness task clears once state is complete:
 // at once without xDS; with xDS, when its first responses are applied.
-func (a *App) loadSources(task *readiness.Task) (any, error) {
-	static, err := a.staticConfig()
+func (a *App) loadSources(task *readiness.Task) (static any, complete bool, err error) {
+	local, err := a.staticConfig()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if static != nil {
-		if err := static.Apply(a.store); err != nil {
-			return nil, fmt.Errorf("applying static config: %w", err)
+	if local != nil {
+		if err := local.Apply(a.store); err != nil {
+			return nil, false, fmt.Errorf("applying static config: %w", err)
 		}
-		w, s, p := static.Counts()
+		w, s, p := local.Counts()
 		a.log.Info("static config loaded", "workloads", w, "services", s, "policies", p)
+		static = local
 	}
-	if a.cfg.XDSAddress == "" {
-		task.Done()
-	} else {
+	if a.cfg.XDSAddress != "" {
 		a.log.Warn("this build has no xDS client yet; readiness stays pending on the state manager", "xds_address", a.cfg.XDSAddress)
+		return static, false, nil
 	}
-	if static == nil {
-		return nil, nil
-	}
-	return static, nil
+	task.Done()
+	return static, true, nil
 }
 
 func (a *App) staticConfig() (*xds.LocalConfig, error) {

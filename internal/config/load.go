@@ -196,7 +196,7 @@ func (r *reader) loadNetwork(c *Config) {
 		Retries:  uint32(r.uint("KEEPALIVE_RETRIES", 9, 1, 255)),
 	}
 	c.UserTimeout = r.boolean("USER_TIMEOUT_ENABLED", false)
-	c.Socks5Enabled = r.boolean("UNSTABLE_ENABLE_SOCKS5", false)
+	c.Socks5Enabled = r.boolean("UNSTABLE_ENABLE_SOCKS5", c.Standalone)
 }
 
 // loadHTTP2 bounds the HBONE settings by what RFC 9113 allows, so that a typo fails at

@@ -56,7 +56,7 @@ var variables = []Variable{
 	{"CONNECTION_TERMINATION_DEADLINE", "5s", "how long draining may take; overrides the one derived from TERMINATION_GRACE_PERIOD_SECONDS"},
 	{"TERMINATION_GRACE_PERIOD_SECONDS", "–", "pod grace period N; the drain deadline becomes N−5 s when N > 10, else N−1 s (at least 1 s)"},
 	{"ZTUNNEL_WORKER_THREADS", "all CPUs", "sets GOMAXPROCS: `N`, `N%` of CPUs, or 0 for all"},
-	{"UNSTABLE_ENABLE_SOCKS5", "false", "SOCKS5 listener on 127.0.0.1:15080"},
+	{"UNSTABLE_ENABLE_SOCKS5", "false (true in standalone)", "SOCKS5 listener on 127.0.0.1:15080"},
 	{"ISTIO_META_*", "–", "xDS node metadata, prefix stripped (`ISTIO_META_ISTIO_VERSION` is the `istio_build` tag)"},
 	{"ISTIO_METAJSON_*", "–", "xDS node metadata parsed as JSON"},
 	{"LOG_FORMAT", "plain", "`plain` or `json`"},

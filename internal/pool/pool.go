@@ -37,8 +37,10 @@ func NewKey(src identity.Identity, expected []identity.Identity, addr netip.Addr
 	return Key{Src: src, Dst: strings.Join(ids, " "), Addr: addr, SrcIP: srcIP}
 }
 
-// DialFunc opens a new HBONE connection for k (TCP, TLS as k.Src, HTTP/2 preface).
-type DialFunc func(ctx context.Context, k Key) (*hbone.Conn, error)
+// DialFunc opens a new HBONE connection for a key (TCP, TLS as its source identity,
+// HTTP/2 preface). The caller supplies it with each Connect, since it holds the
+// certificate and expected identities that the key only names.
+type DialFunc func(ctx context.Context) (*hbone.Conn, error)
 
 // Options; zero values take Rust ztunnel's defaults.
 type Options struct {
@@ -54,7 +56,6 @@ var ErrClosed = errors.New("connection pool closed")
 // Pool is safe for concurrent use. Run must be running: it owns the connections'
 // read loops and closes idle connections.
 type Pool struct {
-	dial DialFunc
 	opts Options
 	log  *slog.Logger
 	wg   sync.WaitGroup // one per connection's read loop
@@ -72,7 +73,7 @@ type dialCall struct {
 }
 
 // New builds a pool; it starts nothing.
-func New(dial DialFunc, opts Options) *Pool {
+func New(opts Options) *Pool {
 	if opts.MaxStreams <= 0 {
 		opts.MaxStreams = 100
 	}
@@ -86,14 +87,14 @@ func New(dial DialFunc, opts Options) *Pool {
 	if log == nil {
 		log = logging.Discard()
 	}
-	return &Pool{dial: dial, opts: opts, log: log, conns: map[Key][]*hbone.Conn{}, dialing: map[Key]*dialCall{}}
+	return &Pool{opts: opts, log: log, conns: map[Key][]*hbone.Conn{}, dialing: map[Key]*dialCall{}}
 }
 
 // Connect opens a tunnel for req over a connection for k, reusing one with room for
 // another stream, or dialing one (a single handshake for concurrent callers).
-func (p *Pool) Connect(ctx context.Context, k Key, req *hbone.Request) (*hbone.Stream, error) {
+func (p *Pool) Connect(ctx context.Context, k Key, req *hbone.Request, dial DialFunc) (*hbone.Stream, error) {
 	for range 3 { // a connection may go away between choosing it and opening the stream
-		c, err := p.reserve(ctx, k)
+		c, err := p.reserve(ctx, k, dial)
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +108,7 @@ func (p *Pool) Connect(ctx context.Context, k Key, req *hbone.Request) (*hbone.S
 }
 
 // reserve returns a connection on which a stream slot was taken for the caller.
-func (p *Pool) reserve(ctx context.Context, k Key) (*hbone.Conn, error) {
+func (p *Pool) reserve(ctx context.Context, k Key, dial DialFunc) (*hbone.Conn, error) {
 	p.mu.Lock()
 	for {
 		if p.closed {
@@ -136,7 +137,7 @@ func (p *Pool) reserve(ctx context.Context, k Key) (*hbone.Conn, error) {
 		call := &dialCall{done: make(chan struct{})}
 		p.dialing[k] = call
 		p.mu.Unlock()
-		call.err = p.dialOne(ctx, k)
+		call.err = p.dialOne(ctx, k, dial)
 		p.mu.Lock()
 		delete(p.dialing, k)
 		close(call.done)
@@ -149,10 +150,10 @@ func (p *Pool) reserve(ctx context.Context, k Key) (*hbone.Conn, error) {
 
 // dialOne dials and adds the connection. The dial is not cut short by the first
 // caller's ctx, since others may be waiting for the same handshake.
-func (p *Pool) dialOne(ctx context.Context, k Key) error {
+func (p *Pool) dialOne(ctx context.Context, k Key, dial DialFunc) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.DialTimeout)
 	defer cancel()
-	c, err := p.dial(dctx, k)
+	c, err := dial(dctx)
 	if err != nil {
 		return err
 	}

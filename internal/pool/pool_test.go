@@ -61,8 +61,8 @@ func newServer(t *testing.T) *server {
 	return s
 }
 
-func dialer(dials *atomic.Int32) pool.DialFunc {
-	return func(ctx context.Context, k pool.Key) (*hbone.Conn, error) {
+func dialer(dials *atomic.Int32, k pool.Key) pool.DialFunc {
+	return func(ctx context.Context) (*hbone.Conn, error) {
 		dials.Add(1)
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, "tcp", k.Addr.String())
@@ -80,10 +80,10 @@ func runPool(t *testing.T, p *pool.Pool) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func connect(t *testing.T, p *pool.Pool, k pool.Key) error {
+func connect(t *testing.T, p *pool.Pool, k pool.Key, dial pool.DialFunc) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := p.Connect(ctx, k, &hbone.Request{Authority: "10.0.0.1:80"})
+	st, err := p.Connect(ctx, k, &hbone.Request{Authority: "10.0.0.1:80"}, dial)
 	if err == nil {
 		t.Cleanup(func() { st.Close() })
 	}
@@ -94,20 +94,20 @@ func TestStreamsPerConnectionAndIdentitySeparation(t *testing.T) {
 	srv := newServer(t)
 	defer close(srv.release)
 	var dials atomic.Int32
-	p := pool.New(dialer(&dials), pool.Options{})
+	p := pool.New(pool.Options{})
 	runPool(t, p)
 	a := pool.NewKey(sleepID, []identity.Identity{httpbinID}, srv.addr, netip.MustParseAddr("127.0.0.1"))
 	b := pool.NewKey(otherID, []identity.Identity{httpbinID}, srv.addr, netip.MustParseAddr("127.0.0.1"))
 	var wg sync.WaitGroup
 	for i := range 500 {
 		wg.Go(func() {
-			if err := connect(t, p, a); err != nil {
+			if err := connect(t, p, a, dialer(&dials, a)); err != nil {
 				t.Error(err)
 			}
 		})
 		if i%100 == 0 {
 			wg.Go(func() {
-				if err := connect(t, p, b); err != nil {
+				if err := connect(t, p, b, dialer(&dials, b)); err != nil {
 					t.Error(err)
 				}
 			})
@@ -129,14 +129,15 @@ func TestFailedDialIsSharedAndReported(t *testing.T) {
 	var dials atomic.Int32
 	boom := errors.New("connection refused")
 	gate := make(chan struct{})
-	p := pool.New(func(context.Context, pool.Key) (*hbone.Conn, error) { dials.Add(1); <-gate; return nil, boom }, pool.Options{})
+	p := pool.New(pool.Options{})
+	dial := func(context.Context) (*hbone.Conn, error) { dials.Add(1); <-gate; return nil, boom }
 	runPool(t, p)
 	k := pool.NewKey(sleepID, nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.Addr{})
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for range 10 {
 		wg.Go(func() {
-			if err := connect(t, p, k); errors.Is(err, boom) {
+			if err := connect(t, p, k, dial); errors.Is(err, boom) {
 				failed.Add(1)
 			}
 		})
@@ -153,10 +154,10 @@ func TestIdleConnectionsReleased(t *testing.T) {
 	srv := newServer(t)
 	close(srv.release) // streams end at once
 	var dials atomic.Int32
-	p := pool.New(dialer(&dials), pool.Options{IdleTimeout: 50 * time.Millisecond})
+	p := pool.New(pool.Options{IdleTimeout: 50 * time.Millisecond})
 	runPool(t, p)
 	k := pool.NewKey(sleepID, nil, srv.addr, netip.Addr{})
-	if err := connect(t, p, k); err != nil {
+	if err := connect(t, p, k, dialer(&dials, k)); err != nil {
 		t.Fatal(err)
 	}
 	if p.Conns(k) != 1 {

@@ -39,8 +39,8 @@ func TestStandaloneExampleLoads(t *testing.T) {
 	if svc == nil || len(svc.Endpoints) != 2 {
 		t.Fatalf("httpbin VIP = %+v", svc)
 	}
-	if p, ok := svc.TargetPort(svc.Endpoints[0], 8000); !ok || p != 80 {
-		t.Errorf("8000 → %d, want 80", p)
+	if p, ok := svc.TargetPort(svc.Endpoints[0], 8000); !ok || p != 8080 {
+		t.Errorf("8000 → %d, want 8080", p)
 	}
 	if w := snap.WorkloadByAddr("", netip.MustParseAddr("127.0.0.5")); w == nil || w.TunnelProtocol != workloadapi.TunnelProtocol_NONE {
 		t.Errorf("legacy-tcp = %v", w)

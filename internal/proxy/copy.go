@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// halfConn is a connection whose write side closes on its own: *net.TCPConn and
+// *hbone.Stream both are.
+type halfConn interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+}
+
+// Buffers start small (most connections are short) and grow once a direction has
+// carried a lot, as Rust ztunnel's copy does: no allocation per read in steady state.
+const (
+	smallBuf  = 16 << 10
+	largeBuf  = 256 << 10
+	growAfter = 1 << 20
+)
+
+var (
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+	largePool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
+)
+
+// pipe copies both ways until both directions have ended. EOF in one direction is
+// passed on as a half-close (FIN ↔ END_STREAM) while the other keeps flowing; an
+// error in either aborts both. It returns the bytes a→b and b→a.
+func pipe(a, b halfConn) (aToB, bToA int64, err error) {
+	var wg sync.WaitGroup
+	var errB error
+	wg.Go(func() {
+		bToA, errB = copyHalf(a, b)
+		if errB != nil {
+			abort(a, b)
+		}
+	})
+	aToB, err = copyHalf(b, a)
+	if err != nil {
+		abort(a, b)
+	}
+	wg.Wait()
+	a.Close()
+	b.Close()
+	return aToB, bToA, errors.Join(err, errB)
+}
+
+// copyHalf copies src to dst, then half-closes dst.
+func copyHalf(dst, src halfConn) (int64, error) {
+	var n int64
+	var err error
+	if dt, ok := dst.(*net.TCPConn); ok {
+		if st, ok := src.(*net.TCPConn); ok {
+			n, err = dt.ReadFrom(st) // splice(2) between two sockets
+			return n, finish(dst, err)
+		}
+	}
+	bp := smallPool.Get().(*[]byte)
+	pool := &smallPool
+	for {
+		nr, rerr := src.Read(*bp)
+		if nr > 0 {
+			nw, werr := dst.Write((*bp)[:nr])
+			n += int64(nw)
+			if werr != nil {
+				err = werr
+				break
+			}
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				err = rerr
+			}
+			break
+		}
+		if pool == &smallPool && n >= growAfter {
+			smallPool.Put(bp)
+			bp, pool = largePool.Get().(*[]byte), &largePool
+		}
+	}
+	pool.Put(bp)
+	return n, finish(dst, err)
+}
+
+func finish(dst halfConn, err error) error {
+	if err != nil {
+		return err
+	}
+	return dst.CloseWrite()
+}
+
+func abort(a, b io.Closer) {
+	a.Close()
+	b.Close()
+}
+
+// tracker knows every live proxied connection, so shutdown can end the ones still
+// open when the drain deadline passes. Safe for concurrent use.
+type tracker struct {
+	mu    sync.Mutex
+	conns map[*tracked]struct{} // guarded by mu
+}
+
+type tracked struct{ closers []io.Closer }
+
+func newTracker() *tracker { return &tracker{conns: map[*tracked]struct{}{}} }
+
+// add registers a connection's sockets; the returned function unregisters them.
+func (t *tracker) add(closers ...io.Closer) func() {
+	c := &tracked{closers: closers}
+	t.mu.Lock()
+	t.conns[c] = struct{}{}
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		delete(t.conns, c)
+		t.mu.Unlock()
+	}
+}
+
+// closeAll ends every tracked connection.
+func (t *tracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		for _, cl := range c.closers {
+			cl.Close()
+		}
+	}
+}
+
+// len is the number of live connections.
+func (t *tracker) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}

@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/mtls"
+	"github.com/ztunnel-go/ztunnel/internal/sockopt"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+)
+
+// serveInbound terminates HBONE: mTLS with the certificate of the workload the client
+// reached, then one CONNECT stream per tunnel.
+func (p *Proxy) serveInbound(nc net.Conn) {
+	local, peer := addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
+	tc := tls.Server(nc, mtls.ServerConfig(p.certForLocal))
+	if err := mtls.Handshake(context.Background(), tc); err != nil {
+		p.log.Warn("inbound TLS handshake failed", "src.addr", peer.String(), "dst.addr", local.String(), "error", err)
+		nc.Close()
+		return
+	}
+	peerID, err := mtls.PeerIdentity(tc.ConnectionState())
+	if err != nil {
+		nc.Close()
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(mtls.HandshakeTimeout))
+	hc, err := hbone.NewServerConn(tc, p.settings)
+	if err != nil {
+		p.log.Warn("inbound connection is not HTTP/2", "src.addr", peer.String(), "error", err)
+		nc.Close()
+		return
+	}
+	nc.SetReadDeadline(time.Time{})
+	p.mu.Lock()
+	p.inbound[hc] = struct{}{}
+	p.mu.Unlock()
+	defer func() { p.mu.Lock(); delete(p.inbound, hc); p.mu.Unlock() }()
+	hc.Serve(func(st *hbone.Stream) { p.serveStream(st, peerID, local, peer) })
+}
+
+// certForLocal is the certificate of the workload at the address a client reached.
+func (p *Proxy) certForLocal(ctx context.Context, local net.Addr) (*identity.Cert, error) {
+	w := p.deps.State.Snapshot().WorkloadByAddr(p.deps.Config.Network, addrPort(local).Addr())
+	if w == nil {
+		return nil, errorf("no workload at %s", local)
+	}
+	return p.deps.Certs.Get(ctx, workloadID(w))
+}
+
+// serveStream handles one CONNECT: check where it goes, ask authorization, reach the
+// app, and only then answer 200, so a client never sees success for an unreachable app.
+func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, peer netip.AddrPort) {
+	req := st.Request()
+	log := p.log.With("src.addr", peer.String(), "src.identity", peerID.String(), "dst.addr", local.String(),
+		"dst.hbone_addr", req.Authority, "direction", "inbound")
+	snap := p.deps.State.Snapshot()
+	target, dstW, code, err := p.inboundTarget(snap, req, local.Addr())
+	if err != nil {
+		log.Warn("CONNECT refused", "status", code, "error", err)
+		st.Respond(code)
+		return
+	}
+	if ok, reason := p.authorize(snap, Conn{Src: peer, SrcIdentity: peerID, Dst: target, DstWorkload: dstW}); !ok {
+		log.Info("RBAC rejected", "conn", peer.Addr().String()+"("+peerID.String()+")->"+target.String(), "reason", reason)
+		st.Respond(http.StatusUnauthorized)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	up, err := p.deps.Sockets.Dial(ctx, peer.Addr(), target)
+	cancel()
+	if err != nil {
+		log.Warn("CONNECT refused", "status", http.StatusServiceUnavailable, "error", err)
+		st.Respond(http.StatusServiceUnavailable)
+		return
+	}
+	if err := st.Respond(http.StatusOK); err != nil {
+		up.Close()
+		return
+	}
+	untrack := p.tracker.add(up, st)
+	defer untrack()
+	p.finish(log, st, up.(*net.TCPConn))
+}
+
+func (p *Proxy) finish(log *slog.Logger, st *hbone.Stream, up *net.TCPConn) {
+	sent, recv, err := pipe(st, up)
+	log.Debug("connection complete", "bytes_sent", recv, "bytes_recv", sent, "error", err)
+}
+
+// inboundTarget checks the CONNECT and says which local address:port it reaches, or
+// which status refuses it: 400 for a malformed request, an IP that is not this
+// workload's, or one of ztunnel's ports; 503 when the target cannot be resolved.
+func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local netip.Addr) (netip.AddrPort, *state.Workload, int, error) {
+	if req.Method() != "CONNECT" || req.Other[":path"] != "" {
+		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("not a CONNECT request (method %q)", req.Method())
+	}
+	auth, err := hbone.ParseAuthority(req.Authority)
+	if err != nil {
+		return netip.AddrPort{}, nil, http.StatusBadRequest, err
+	}
+	dstW := snap.WorkloadByAddr(p.deps.Config.Network, local)
+	if dstW == nil {
+		return netip.AddrPort{}, nil, http.StatusServiceUnavailable, errorf("no workload at %s", local)
+	}
+	port := auth.Port
+	if auth.IsHostname() {
+		if port, err = hostnameTarget(snap, dstW, auth); err != nil {
+			return netip.AddrPort{}, nil, http.StatusServiceUnavailable, err
+		}
+	} else if auth.Addr.Addr() != local && !servesAsWaypoint(snap, dstW, auth.Addr.Addr()) {
+		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("ip mismatch: %s is not %s", auth.Addr.Addr(), local)
+	}
+	if p.isOwnPort(port) {
+		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("port %d is ztunnel's own", port)
+	}
+	return netip.AddrPortFrom(local, port), dstW, 0, nil
+}
+
+// hostnameTarget resolves host:servicePort to this workload's target port, preferring
+// the service in the workload's own namespace.
+func hostnameTarget(snap *state.Snapshot, w *state.Workload, auth hbone.Authority) (uint16, error) {
+	var svc *state.Service
+	for _, s := range snap.ServicesByHost(auth.Host) {
+		if svc == nil || s.Namespace == w.Namespace {
+			svc = s
+		}
+	}
+	if svc == nil {
+		return 0, errorf("unknown service %s", auth.Host)
+	}
+	ep := svc.Endpoint(w.Uid)
+	if ep == nil {
+		return 0, errorf("%s is not an endpoint of %s", w.Name, auth.Host)
+	}
+	port, ok := svc.TargetPort(ep, uint32(auth.Port))
+	if !ok {
+		return 0, errorf("service %s has no target for port %d", auth.Host, auth.Port)
+	}
+	return uint16(port), nil
+}
+
+// servesAsWaypoint reports whether w is the waypoint of the service or workload at ip,
+// the one case where a CONNECT may name another address than the one it reached.
+func servesAsWaypoint(snap *state.Snapshot, w *state.Workload, ip netip.Addr) bool {
+	if svc := snap.ServiceByVIP(w.Network, ip); svc != nil && svc.Waypoint != nil {
+		return isWaypoint(snap, w, svc.Waypoint)
+	}
+	if t := snap.WorkloadByAddr(w.Network, ip); t != nil && t.Waypoint != nil {
+		return isWaypoint(snap, w, t.Waypoint)
+	}
+	return false
+}
+
+func (p *Proxy) authorize(snap *state.Snapshot, c Conn) (bool, string) {
+	if p.deps.Authorize == nil {
+		return true, "no authorization engine"
+	}
+	return p.deps.Authorize(snap, c)
+}
+
+// servePlaintext handles plain TCP redirected to 15006: no identity, the same checks,
+// and a TCP reset (as Rust ztunnel gives) when refused.
+func (p *Proxy) servePlaintext(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return
+	}
+	src := addrPort(c.RemoteAddr())
+	dst, err := sockopt.OriginalDst(tc)
+	log := p.log.With("src.addr", src.String(), "dst.addr", dst.String(), "direction", "inbound")
+	snap := p.deps.State.Snapshot()
+	var dstW *state.Workload
+	if err == nil {
+		dstW = snap.WorkloadByAddr(p.deps.Config.Network, dst.Addr())
+	}
+	if err != nil || dstW == nil || p.isOwnPort(dst.Port()) {
+		log.Warn("plaintext connection refused", "error", errors.Join(err, errorf("not a local workload's port")))
+		reset(tc)
+		return
+	}
+	if ok, reason := p.authorize(snap, Conn{Src: src, Dst: dst, DstWorkload: dstW}); !ok {
+		log.Info("RBAC rejected", "conn", src.Addr().String()+"->"+dst.String(), "reason", reason)
+		reset(tc)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	up, err := p.deps.Sockets.Dial(ctx, src.Addr(), dst)
+	cancel()
+	if err != nil {
+		log.Warn("connection failed", "error", err)
+		reset(tc)
+		return
+	}
+	untrack := p.tracker.add(up)
+	defer untrack()
+	pipe(tc, up.(*net.TCPConn))
+}
+
+// reset closes with RST rather than FIN, so the client sees "connection reset by peer".
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
+}

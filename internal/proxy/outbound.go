@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/mtls"
+	"github.com/ztunnel-go/ztunnel/internal/pool"
+	"github.com/ztunnel-go/ztunnel/internal/sockopt"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+)
+
+// connectTimeout bounds reaching the destination (TCP, TLS and CONNECT), as Rust's 10 s.
+const connectTimeout = 10 * time.Second
+
+// serveOutbound handles a connection redirected to 15001: its original destination is
+// where the app was going.
+func (p *Proxy) serveOutbound(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return
+	}
+	dst, err := sockopt.OriginalDst(tc)
+	if err != nil || p.isOwnPort(dst.Port()) && isLocal(c, dst) {
+		p.log.Warn("outbound connection without a usable original destination", "src", c.RemoteAddr().String(), "error", err)
+		c.Close()
+		return
+	}
+	p.proxyOutbound(tc, dst, nil)
+}
+
+// proxyOutbound carries c to dst as its source workload. connected, when set, is told
+// the outcome before any byte is copied (SOCKS5 answers its client then).
+func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func(error)) {
+	if connected == nil {
+		connected = func(error) {}
+	}
+	src := addrPort(c.RemoteAddr())
+	log := p.log.With("src.addr", src.String(), "dst.addr", dst.String(), "direction", "outbound")
+	snap := p.deps.State.Snapshot()
+	srcW := snap.WorkloadByAddr(p.deps.Config.Network, src.Addr())
+	if srcW == nil {
+		log.Warn("connection failed", "error", "unknown source workload")
+		connected(errUnknownSource)
+		c.Close()
+		return
+	}
+	pl, err := p.resolve(snap, srcW, dst)
+	if err != nil {
+		log.Warn("connection failed", "error", err)
+		connected(err)
+		c.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	up, err := p.connect(ctx, srcW, src, pl)
+	cancel()
+	connected(err)
+	if err != nil {
+		log.Warn("connection failed", "dst.hbone_addr", pl.authority, "error", err)
+		c.Close()
+		return
+	}
+	untrack := p.tracker.add(up)
+	defer untrack()
+	sent, recv, err := pipe(c, up)
+	log.Debug("connection complete", "dst.hbone_addr", pl.authority, "bytes_sent", sent, "bytes_recv", recv, "error", err)
+}
+
+var errUnknownSource = errorf("unknown source workload")
+
+// connect reaches the plan's destination: plain TCP, or an HBONE stream pooled per
+// source identity, expected identities, peer and source IP.
+func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.AddrPort, pl plan) (halfConn, error) {
+	if !pl.hbone {
+		c, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.dial)
+		if err != nil {
+			return nil, err
+		}
+		return c.(*net.TCPConn), nil
+	}
+	srcID := workloadID(srcW)
+	cert, err := p.deps.Certs.Get(ctx, srcID)
+	if err != nil {
+		return nil, errorf("certificate for %s: %w", srcID, err)
+	}
+	key := pool.NewKey(srcID, pl.expected, pl.dial, src.Addr())
+	req := &hbone.Request{Authority: pl.authority, Forwarded: hbone.ForwardedFor(src, pl.serviceHost),
+		Baggage: baggage(srcW), Traceparent: hbone.NewTraceparent()}
+	dial := func(ctx context.Context) (*hbone.Conn, error) {
+		nc, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.dial)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(nc, mtls.ClientConfig(cert, pl.expected))
+		if err := mtls.Handshake(ctx, tc); err != nil {
+			nc.Close()
+			return nil, errorf("TLS handshake with %s: %w", pl.dial, err)
+		}
+		return hbone.NewClientConn(tc, p.settings)
+	}
+	st, err := p.pool.Connect(ctx, key, req, dial)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// baggage describes the source workload to the destination's telemetry.
+func baggage(w *state.Workload) string {
+	kind := strings.ToLower(w.WorkloadType.String())
+	return hbone.Baggage(
+		hbone.BaggageItem{Key: "k8s.cluster.name", Value: w.ClusterId},
+		hbone.BaggageItem{Key: "k8s.namespace.name", Value: w.Namespace},
+		hbone.BaggageItem{Key: "k8s." + kind + ".name", Value: w.WorkloadName},
+		hbone.BaggageItem{Key: "service.name", Value: w.CanonicalName},
+		hbone.BaggageItem{Key: "service.version", Value: w.CanonicalRevision},
+		hbone.BaggageItem{Key: "cloud.region", Value: w.GetLocality().GetRegion()},
+		hbone.BaggageItem{Key: "cloud.availability_zone", Value: w.GetLocality().GetZone()},
+	)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// isLocal reports whether dst is the address c arrived on (no redirect happened).
+func isLocal(c net.Conn, dst netip.AddrPort) bool {
+	return addrPort(c.LocalAddr()) == dst
+}

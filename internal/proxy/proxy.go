@@ -1,0 +1,238 @@
+// Package proxy carries workloads' TCP connections: outbound (15001, and SOCKS5 on
+// 15080) into HBONE tunnels or plain TCP, inbound HBONE (15008) and inbound plaintext
+// (15006) to the local apps.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/drain"
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/pool"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+)
+
+// CertSource gives the certificate of an identity ztunnel acts for.
+type CertSource interface {
+	Get(ctx context.Context, id identity.Identity) (*identity.Cert, error)
+}
+
+// Conn describes a connection for the authorization hook.
+type Conn struct {
+	Src         netip.AddrPort
+	SrcIdentity identity.Identity // zero for plaintext
+	Dst         netip.AddrPort    // destination workload IP and target port
+	DstWorkload *state.Workload
+}
+
+// AuthorizeFunc decides whether an inbound connection may reach its app; the reason
+// is logged. nil allows everything (the authorization engine plugs in here).
+type AuthorizeFunc func(snap *state.Snapshot, c Conn) (allow bool, reason string)
+
+// Listen is where the proxies listen; each address list may be empty (that proxy off).
+type Listen struct {
+	Outbound         []netip.AddrPort
+	Inbound          []netip.AddrPort
+	InboundPlaintext []netip.AddrPort
+	Socks5           []netip.AddrPort
+	// HBONEPort is the port peers' inbound listens on (15008), dialed for HBONE.
+	HBONEPort uint16
+}
+
+// ListenFromConfig is node mode's listeners.
+func ListenFromConfig(c *config.Config) Listen {
+	l := Listen{
+		Outbound:         []netip.AddrPort{c.Addrs.Outbound},
+		Inbound:          []netip.AddrPort{c.Addrs.Inbound},
+		InboundPlaintext: []netip.AddrPort{c.Addrs.InboundPlaintext},
+		HBONEPort:        c.Addrs.Inbound.Port(),
+	}
+	if c.Socks5Enabled {
+		l.Socks5 = []netip.AddrPort{c.Addrs.Socks5}
+	}
+	return l
+}
+
+// Deps is what the proxies need.
+type Deps struct {
+	Config    *config.Config
+	State     *state.Store
+	Certs     CertSource
+	Sockets   Sockets
+	Listen    Listen
+	Authorize AuthorizeFunc
+	Drain     *drain.Drain
+	Logger    *slog.Logger
+}
+
+// Proxy runs every listener of one ztunnel (node mode) or one pod (in-pod mode).
+type Proxy struct {
+	deps      Deps
+	log       *slog.Logger
+	hbonePort uint16
+	settings  hbone.Settings
+	pool      *pool.Pool
+	tracker   *tracker
+	ownPorts  []uint16 // ztunnel's data-plane ports: never a tunnel target
+
+	mu        sync.Mutex // guards listeners and inbound
+	listeners []boundListener
+	inbound   map[*hbone.Conn]struct{} // server connections, told to GOAWAY on drain
+}
+
+type boundListener struct {
+	l      net.Listener
+	handle func(net.Conn)
+}
+
+// New builds the proxies; nothing listens until Listen.
+func New(d Deps) *Proxy {
+	if d.Logger == nil {
+		d.Logger = logging.Discard()
+	}
+	if d.Drain == nil {
+		d.Drain = drain.New()
+	}
+	c := d.Config
+	p := &Proxy{deps: d, log: d.Logger, hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
+		inbound: map[*hbone.Conn]struct{}{},
+		settings: hbone.Settings{StreamWindow: c.WindowSize, ConnWindow: c.ConnectionWindowSize,
+			MaxFrameSize: c.FrameSize, MaxStreams: 200}}
+	if p.hbonePort == 0 {
+		p.hbonePort = 15008
+	}
+	p.pool = pool.New(pool.Options{MaxStreams: int(c.PoolMaxStreamsPerConn), IdleTimeout: c.PoolUnusedReleaseTimeout,
+		Logger: logging.Scoped(d.Logger, "pool")})
+	// ztunnel's fixed data-plane ports are its own wherever it listens, plus any
+	// configured elsewhere (tests, SOCKS5).
+	p.ownPorts = []uint16{15001, 15006, 15008, p.hbonePort}
+	for _, l := range [][]netip.AddrPort{d.Listen.Outbound, d.Listen.InboundPlaintext, d.Listen.Socks5} {
+		for _, a := range l {
+			p.ownPorts = append(p.ownPorts, a.Port())
+		}
+	}
+	return p
+}
+
+// Bind opens every listener; a taken address fails naming it, and nothing stays open.
+func (p *Proxy) Bind(ctx context.Context) error {
+	groups := []struct {
+		addrs  []netip.AddrPort
+		handle func(net.Conn)
+	}{{p.deps.Listen.Inbound, p.serveInbound}, {p.deps.Listen.InboundPlaintext, p.servePlaintext},
+		{p.deps.Listen.Outbound, p.serveOutbound}, {p.deps.Listen.Socks5, p.serveSocks5}}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, g := range groups {
+		for _, a := range g.addrs {
+			l, err := p.deps.Sockets.Listen(ctx, a)
+			if err != nil {
+				for _, b := range p.listeners {
+					b.l.Close()
+				}
+				p.listeners = nil
+				return err
+			}
+			p.listeners = append(p.listeners, boundListener{l: l, handle: g.handle})
+		}
+	}
+	return nil
+}
+
+// Addrs are the bound listener addresses (ports chosen by the OS when 0).
+func (p *Proxy) Addrs() []net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]net.Addr, len(p.listeners))
+	for i, b := range p.listeners {
+		out[i] = b.l.Addr()
+	}
+	return out
+}
+
+// Run serves the bound listeners until ctx ends, then closes every connection still
+// open and returns once all its goroutines have ended. Call StopAccepting first for a
+// graceful drain.
+func (p *Proxy) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	poolCtx, stopPool := context.WithCancel(context.Background())
+	wg.Go(func() { p.pool.Run(poolCtx) })
+	conns := &sync.WaitGroup{}
+	p.mu.Lock()
+	for _, b := range p.listeners {
+		wg.Go(func() { p.acceptLoop(b, conns) })
+	}
+	p.mu.Unlock()
+	<-ctx.Done()
+	p.StopAccepting()
+	p.tracker.closeAll()
+	stopPool()
+	wg.Wait()
+	conns.Wait()
+	return nil
+}
+
+// StopAccepting closes the listeners and tells inbound peers (GOAWAY) to open no new
+// streams; connections in flight continue. Later calls do nothing.
+func (p *Proxy) StopAccepting() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.listeners {
+		b.l.Close()
+	}
+	for c := range p.inbound {
+		go c.GoAway() // must not block the drain on a stuck peer
+	}
+}
+
+// acceptLoop hands each connection to handle, backing off when out of file descriptors
+// rather than spinning.
+func (p *Proxy) acceptLoop(b boundListener, conns *sync.WaitGroup) {
+	var delay time.Duration
+	for {
+		c, err := b.l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.log.Warn("accept failed", "addr", b.l.Addr().String(), "error", err, "retry_in", delay.String())
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		release, ok := p.deps.Drain.Hold()
+		if !ok { // draining: new connections are not taken
+			c.Close()
+			continue
+		}
+		conns.Go(func() {
+			defer release()
+			untrack := p.tracker.add(c)
+			defer untrack()
+			b.handle(c)
+		})
+	}
+}
+
+// isOwnPort reports a port of ztunnel's own data plane: tunnelling to it would loop.
+func (p *Proxy) isOwnPort(port uint16) bool {
+	for _, o := range p.ownPorts {
+		if o == port {
+			return true
+		}
+	}
+	return false
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

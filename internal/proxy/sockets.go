@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/sockopt"
+)
+
+// Sockets creates every socket the proxies use. In node mode they are created in
+// ztunnel's own network namespace; in-pod mode supplies a factory that creates them
+// inside the pod's namespace, and the pipelines stay the same.
+type Sockets interface {
+	Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error)
+	// Dial connects to remote, from local when local is valid (keeping a client's
+	// source IP); see HostSockets for how strictly.
+	Dial(ctx context.Context, local netip.Addr, remote netip.AddrPort) (net.Conn, error)
+}
+
+// HostSockets creates sockets in the current network namespace with ztunnel's socket
+// options: keepalive, packet mark, user timeout.
+type HostSockets struct {
+	Keepalive   config.Keepalive
+	Mark        uint32
+	UserTimeout bool
+	// OrigSrc: nil binds to the client's IP when possible and falls back to none
+	// (Rust's "auto"); true requires it; false never binds.
+	OrigSrc *bool
+}
+
+// NewHostSockets takes the socket settings from the config.
+func NewHostSockets(c *config.Config) *HostSockets {
+	return &HostSockets{Keepalive: c.Keepalive, Mark: c.PacketMark, UserTimeout: c.UserTimeout, OrigSrc: c.EnableOrigSrc}
+}
+
+func (h *HostSockets) keepalive() net.KeepAliveConfig {
+	k := h.Keepalive
+	return net.KeepAliveConfig{Enable: k.Enabled, Idle: k.Time, Interval: k.Interval, Count: int(k.Retries)}
+}
+
+func (h *HostSockets) opts(transparent bool) sockopt.Options {
+	o := sockopt.Options{Mark: h.Mark, Transparent: transparent}
+	if h.UserTimeout && h.Keepalive.Enabled {
+		o.UserTimeout = h.Keepalive.Time + time.Duration(h.Keepalive.Retries)*h.Keepalive.Interval
+	}
+	return o
+}
+
+// Listen binds addr with keepalive on accepted connections. The packet mark is not set
+// on listeners in node mode: it matters for the sockets ztunnel dials.
+func (h *HostSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAliveConfig: h.keepalive()}
+	l, err := lc.Listen(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// Dial tries, in order: bind to local as an address of this host (loopback tests, or
+// node mode with the client on this host); bind to it with IP_TRANSPARENT (a client IP
+// routed here, needs CAP_NET_ADMIN); and, unless required, no bind at all.
+func (h *HostSockets) Dial(ctx context.Context, local netip.Addr, remote netip.AddrPort) (net.Conn, error) {
+	if !local.IsValid() || (h.OrigSrc != nil && !*h.OrigSrc) || local.Is4() != remote.Addr().Is4() {
+		return h.dial(ctx, netip.Addr{}, remote, false)
+	}
+	c, err := h.dial(ctx, local, remote, false)
+	if err == nil || !isBindError(err) {
+		return c, err
+	}
+	if c, err = h.dial(ctx, local, remote, true); err == nil || !isBindError(err) {
+		return c, err
+	}
+	if h.OrigSrc != nil && *h.OrigSrc {
+		return nil, fmt.Errorf("keeping source %s (ENABLE_ORIG_SRC=true): %w", local, err)
+	}
+	return h.dial(ctx, netip.Addr{}, remote, false)
+}
+
+func (h *HostSockets) dial(ctx context.Context, local netip.Addr, remote netip.AddrPort, transparent bool) (net.Conn, error) {
+	d := net.Dialer{KeepAliveConfig: h.keepalive(), Control: h.opts(transparent).Control()}
+	if local.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
+	}
+	c, err := d.DialContext(ctx, "tcp", remote.String())
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", remote, err)
+	}
+	return c, nil
+}
+
+// isBindError is a failure to use the source address, not the destination's fault:
+// not an address of this host (without IP_TRANSPARENT), or no right to IP_TRANSPARENT.
+func isBindError(err error) bool {
+	return errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPERM) ||
+		errors.Is(err, syscall.EACCES) || errors.Is(err, sockopt.ErrUnsupported)
+}
