@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	socks5 "golang.org/x/net/proxy"
 )
 
 // The test binary doubles as ztunnel: with ZTUNNEL_TEST_MAIN set it runs main, so these
@@ -109,6 +110,7 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 		certs[2].Identity != "spiffe://cluster.local/ns/foo/sa/sleep" || certs[2].State != "Available" {
 		t.Errorf("certificates = %+v, want curl, httpbin and sleep Available", certs)
 	}
+	carriesTraffic(t)
 	http.DefaultClient.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -163,5 +165,43 @@ func TestVersion(t *testing.T) {
 	cmd, _ = ztunnel(t, nil, "frobnicate")
 	if code := exitCode(t, cmd); code != 2 {
 		t.Errorf("unknown command exit %d, want 2", code)
+	}
+}
+
+// carriesTraffic is README command 1's example: an HTTP request from default/curl
+// (127.0.0.6) through the SOCKS5 listener to the httpbin service, whose two pods' apps
+// this test runs on 127.0.0.3:8080 and 127.0.0.4:8080.
+func carriesTraffic(t *testing.T) {
+	t.Helper()
+	seen := make(chan string, 4)
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} {
+		l, err := net.Listen("tcp", ip+":8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen <- r.RemoteAddr
+			io.WriteString(w, "hello from httpbin")
+		})}
+		go srv.Serve(l)
+		defer srv.Close()
+	}
+	socks, err := socks5.SOCKS5("tcp", "127.0.0.1:15080", nil, &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 6)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: socks.(socks5.ContextDialer).DialContext}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://httpbin.default.svc.cluster.local:8000/")
+	if err != nil {
+		t.Fatalf("request through ztunnel: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "hello from httpbin" {
+		t.Errorf("got %d %q", resp.StatusCode, b)
+	}
+	if from := <-seen; !strings.HasPrefix(from, "127.0.0.6:") {
+		t.Errorf("the app saw the request from %s, want the client's own address 127.0.0.6", from)
 	}
 }

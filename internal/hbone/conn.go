@@ -161,15 +161,29 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
-// GoAway tells the peer no new streams will be accepted (drain); open ones go on.
+// GoAway tells the peer no new streams will be accepted (drain); open ones go on, and
+// the connection closes when the last of them ends.
 func (c *Conn) GoAway() error {
 	c.mu.Lock()
 	c.goAway = true
 	last := c.lastPeerID
 	c.mu.Unlock()
 	c.wmu.Lock()
-	defer c.unlockW()
-	return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil)
+	err := c.fr.WriteGoAway(last, http2.ErrCodeNo, nil)
+	c.unlockW()
+	c.mu.Lock()
+	c.closeIfDrainedLocked()
+	c.mu.Unlock()
+	return err
+}
+
+// closeIfDrainedLocked closes a connection that is going away once it carries no
+// stream: nothing more can happen on it, and a drain must not wait for it.
+func (c *Conn) closeIfDrainedLocked() {
+	if c.goAway && c.active == 0 && c.err == nil {
+		c.err = ErrGoAway
+		go c.nc.Close() // not under c.mu: Close may block on a TLS close_notify write
+	}
 }
 
 // Streams is the number of open streams.

@@ -21,7 +21,16 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // pair connects an HBONE client and server over loopback TCP; the server runs h.
-func pair(t *testing.T, s hbone.Settings, h hbone.Handler) *hbone.Conn {
+func pair(t *testing.T, s hbone.Settings, h hbone.Handler) *hbone.Conn { return pairWith(t, s, h) }
+
+func pairB(b *testing.B, h hbone.Handler) *hbone.Conn { return pairWith(b, hbone.Settings{}, h) }
+
+func openB(c *hbone.Conn) (*hbone.Stream, error) {
+	c.TryReserve(100)
+	return c.OpenStream(context.Background(), &hbone.Request{Authority: "10.0.0.1:80"})
+}
+
+func pairWith(t testing.TB, s hbone.Settings, h hbone.Handler) *hbone.Conn {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -191,6 +191,7 @@ func (c *Conn) onGoAway(f *http2.GoAwayFrame) {
 			s.removeLocked()
 		}
 	}
+	c.closeIfDrainedLocked()
 }
 
 // startPings sends a PING every interval; one unanswered for the timeout ends the

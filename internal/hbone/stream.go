@@ -206,6 +206,7 @@ func (s *Stream) removeLocked() {
 	s.c.active--
 	s.c.lastUse = time.Now()
 	s.cond.Broadcast()
+	s.c.closeIfDrainedLocked()
 }
 
 // SetDeadline, SetReadDeadline and SetWriteDeadline bound blocked Reads and Writes.
