@@ -73,7 +73,10 @@ type bed struct {
 	accepted *counter    // TLS connections node B accepted, by source IP
 }
 
-func newBed(t *testing.T) *bed {
+func newBed(t *testing.T) *bed { return newBedWith(t, nil) }
+
+// newBedWith runs node B's inbound with an authorization hook.
+func newBedWith(t *testing.T, authz proxy.AuthorizeFunc) *bed {
 	t.Helper()
 	setupOnce.Lock()
 	t.Cleanup(setupOnce.Unlock)
@@ -84,8 +87,8 @@ func newBed(t *testing.T) *bed {
 	b := &bed{ca: root, port: freePort(t), wpAuth: make(chan string, 16), accepted: &counter{m: map[netip.Addr]int{}}}
 	startApps(t)
 	b.startWaypoint(t)
-	b.b = b.startNode(t, "b", proxy.Listen{Inbound: b.addrs(echoIPs...), HBONEPort: b.port}, b.accepted)
-	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil)
+	b.b = b.startNode(t, "b", proxy.Listen{Inbound: b.addrs(echoIPs...), HBONEPort: b.port}, b.accepted, authz)
+	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil, nil)
 	return b
 }
 
@@ -97,7 +100,7 @@ func (b *bed) addrs(ips ...string) []netip.AddrPort {
 	return out
 }
 
-func (b *bed) startNode(t *testing.T, name string, l proxy.Listen, count *counter) *node {
+func (b *bed) startNode(t *testing.T, name string, l proxy.Listen, count *counter, authz proxy.AuthorizeFunc) *node {
 	t.Helper()
 	cfg, err := config.Load(config.Source{FileExists: func(string) bool { return false }, IPv6: func() bool { return false }})
 	if err != nil {
@@ -118,7 +121,7 @@ func (b *bed) startNode(t *testing.T, name string, l proxy.Listen, count *counte
 		sockets = countingSockets{Sockets: sockets, c: count}
 	}
 	n.proxy = proxy.New(proxy.Deps{Config: cfg, State: n.store, Certs: certs, Sockets: sockets, Listen: l,
-		Logger: log.With("node", name)})
+		Authorize: authz, Logger: log.With("node", name)})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := n.proxy.Bind(ctx); err != nil {
 		t.Fatal(err)
