@@ -23,6 +23,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/xds"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 // The two-node mesh of these tests. Node A runs the clients (reached through its SOCKS5
@@ -61,7 +62,7 @@ var (
 type node struct {
 	store *state.Store
 	proxy *proxy.Proxy
-	logs  *syncBuffer
+	logs  *ztest.LogBuffer
 	socks netip.AddrPort
 }
 
@@ -110,7 +111,7 @@ func (b *bed) startNode(t *testing.T, name string, l proxy.Listen, count *counte
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{store: state.NewStore(), logs: &syncBuffer{}}
+	n := &node{store: state.NewStore(), logs: &ztest.LogBuffer{}}
 	if err := local.Apply(n.store); err != nil {
 		t.Fatal(err)
 	}
@@ -257,19 +258,6 @@ func (b *bed) socks(t *testing.T, src netip.Addr, target string) (*net.TCPConn, 
 	c.SetDeadline(time.Time{})
 	return c, resp[1]
 }
-
-// syncBuffer collects a node's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // counter counts accepted connections by source IP.
 type counter struct {

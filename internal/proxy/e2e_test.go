@@ -201,7 +201,7 @@ func TestWrongServerIdentityRefused(t *testing.T) {
 	if code == 0 {
 		t.Fatal("tunnel opened to a server presenting another identity")
 	}
-	if !waitLog(b.a.logs, "peer identity is not one of the expected") {
+	if !b.a.logs.WaitFor("peer identity is not one of the expected") {
 		t.Errorf("no log line for the wrong identity:\n%s", b.a.logs)
 	}
 }
@@ -272,21 +272,11 @@ func TestInboundRefusals(t *testing.T) {
 			case tt.status != 0 && tt.status != 200 && (!errors.As(err, &se) || se.Code != tt.status):
 				t.Errorf("err = %v, want HTTP %d", err, tt.status)
 			}
-			if tt.log != "" && !waitLog(b.b.logs, tt.log) {
+			if tt.log != "" && !b.b.logs.WaitFor(tt.log) {
 				t.Errorf("node B logged no %q:\n%s", tt.log, b.b.logs)
 			}
 		})
 	}
-}
-
-func waitLog(l *syncBuffer, s string) bool {
-	for range 100 {
-		if strings.Contains(l.String(), s) {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
 }
 
 func TestDeniedConnectGets401(t *testing.T) {
@@ -304,7 +294,7 @@ func TestDeniedConnectGets401(t *testing.T) {
 	if seen.SrcIdentity != sleepID || seen.Dst.String() != "127.0.11.1:9000" || seen.DstWorkload.Name != "echo-1" {
 		t.Errorf("authorization saw %+v", seen)
 	}
-	if !waitLog(b.b.logs, "RBAC rejected") || !strings.Contains(b.b.logs.String(), "conn=127.0.0.1(spiffe://cluster.local/ns/foo/sa/sleep)->127.0.11.1:9000") {
+	if !b.b.logs.WaitFor("RBAC rejected") || !strings.Contains(b.b.logs.String(), "conn=127.0.0.1(spiffe://cluster.local/ns/foo/sa/sleep)->127.0.11.1:9000") {
 		t.Errorf("no seed-style RBAC log line:\n%s", b.b.logs)
 	}
 	// Through SOCKS5 the client sees the tunnel refused.
