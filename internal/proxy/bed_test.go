@@ -21,6 +21,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
+	"github.com/ztunnel-go/ztunnel/internal/rbac"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/xds"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
@@ -32,6 +33,7 @@ const meshYAML = `
 workloads:
 - {uid: a//sleep, name: sleep, namespace: foo, serviceAccount: sleep, workloadIps: ["127.0.10.2"], protocol: HBONE, node: a}
 - {uid: a//other, name: other, namespace: foo, serviceAccount: other, workloadIps: ["127.0.10.3"], protocol: HBONE, node: a}
+- {uid: a//client, name: client, namespace: bar, serviceAccount: client, workloadIps: ["127.0.10.4"], protocol: HBONE, node: a}
 - {uid: b//echo-1, name: echo-1, namespace: default, serviceAccount: echo, workloadIps: ["127.0.11.1"], protocol: HBONE, node: b,
    services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 - {uid: b//echo-2, name: echo-2, namespace: default, serviceAccount: echo, workloadIps: ["127.0.11.2"], protocol: HBONE, node: b,
@@ -51,6 +53,7 @@ services:
 var (
 	sleepIP   = netip.MustParseAddr("127.0.10.2")
 	otherIP   = netip.MustParseAddr("127.0.10.3")
+	barIP     = netip.MustParseAddr("127.0.10.4")
 	echoIPs   = []string{"127.0.11.1", "127.0.11.2", "127.0.11.3", "127.0.11.4", "127.0.11.5"}
 	sleepID   = identity.New("cluster.local", "foo", "sleep")
 	echoID    = identity.New("cluster.local", "default", "echo")
@@ -74,10 +77,9 @@ type bed struct {
 	accepted *counter    // TLS connections node B accepted, by source IP
 }
 
-func newBed(t *testing.T) *bed { return newBedWith(t, nil) }
-
-// newBedWith runs node B's inbound with an authorization hook.
-func newBedWith(t *testing.T, authz proxy.AuthorizeFunc) *bed {
+// newBed starts the two nodes. Node B enforces authorization with the real engine over
+// its own store (no policy at first: everything allowed); tests add policies there.
+func newBed(t *testing.T) *bed {
 	t.Helper()
 	setupOnce.Lock()
 	t.Cleanup(setupOnce.Unlock)
@@ -88,8 +90,9 @@ func newBedWith(t *testing.T, authz proxy.AuthorizeFunc) *bed {
 	b := &bed{ca: root, port: freePort(t), wpAuth: make(chan string, 16), accepted: &counter{m: map[netip.Addr]int{}}}
 	startApps(t)
 	b.startWaypoint(t)
-	b.b = b.startNode(t, "b", proxy.Listen{Inbound: b.addrs(echoIPs...), HBONEPort: b.port}, b.accepted, authz)
-	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil, nil)
+	b.b = b.startNode(t, "b", proxy.Listen{Inbound: b.addrs(echoIPs...), HBONEPort: b.port,
+		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.11.1"), b.port+1)}}, b.accepted, true)
+	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil, false)
 	return b
 }
 
@@ -101,7 +104,7 @@ func (b *bed) addrs(ips ...string) []netip.AddrPort {
 	return out
 }
 
-func (b *bed) startNode(t *testing.T, name string, l proxy.Listen, count *counter, authz proxy.AuthorizeFunc) *node {
+func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, authz bool) *node {
 	t.Helper()
 	cfg, err := config.Load(config.Source{FileExists: func(string) bool { return false }, IPv6: func() bool { return false }})
 	if err != nil {
@@ -117,12 +120,15 @@ func (b *bed) startNode(t *testing.T, name string, l proxy.Listen, count *counte
 	}
 	log, _, _ := logging.New(n.logs, "plain", "debug")
 	certs := certmgr.New(b.ca, certmgr.Options{Logger: log})
-	var sockets proxy.Sockets = &proxy.HostSockets{}
+	var sockets proxy.Sockets = redirected{&proxy.HostSockets{}}
 	if count != nil {
 		sockets = countingSockets{Sockets: sockets, c: count}
 	}
-	n.proxy = proxy.New(proxy.Deps{Config: cfg, State: n.store, Certs: certs, Sockets: sockets, Listen: l,
-		Authorize: authz, Logger: log.With("node", name)})
+	deps := proxy.Deps{Config: cfg, State: n.store, Certs: certs, Sockets: sockets, Listen: l, Logger: log}
+	if authz {
+		deps.Authz = rbac.NewEngine(n.store)
+	}
+	n.proxy = proxy.New(deps)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := n.proxy.Bind(ctx); err != nil {
 		t.Fatal(err)
@@ -257,6 +263,16 @@ func (b *bed) socks(t *testing.T, src netip.Addr, target string) (*net.TCPConn, 
 	}
 	c.SetDeadline(time.Time{})
 	return c, resp[1]
+}
+
+// redirected stands in for iptables' REDIRECT to the plaintext port: a connection to
+// 127.0.11.1:<port+1> was "going to" 127.0.11.1:9000. (The netns test bed, with real
+// iptables rules, exercises SO_ORIGINAL_DST itself.)
+type redirected struct{ proxy.Sockets }
+
+func (r redirected) OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
+	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
+	return netip.AddrPortFrom(local.Addr().Unmap(), 9000), nil
 }
 
 // counter counts accepted connections by source IP.

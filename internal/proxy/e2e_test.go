@@ -23,7 +23,6 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
-	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
@@ -276,31 +275,5 @@ func TestInboundRefusals(t *testing.T) {
 				t.Errorf("node B logged no %q:\n%s", tt.log, b.b.logs)
 			}
 		})
-	}
-}
-
-func TestDeniedConnectGets401(t *testing.T) {
-	var seen proxy.Conn
-	b := newBedWith(t, func(_ *state.Snapshot, c proxy.Conn) (bool, string) {
-		seen = c
-		return c.SrcIdentity.Namespace != "foo", "namespace foo is denied"
-	})
-	good, _ := b.ca.Fetch(context.Background(), sleepID)
-	err := b.hboneClient(t, good, "127.0.11.1", "127.0.11.1:9000")
-	var se *hbone.StatusError
-	if !errors.As(err, &se) || se.Code != 401 {
-		t.Fatalf("err = %v, want HTTP 401", err)
-	}
-	if seen.SrcIdentity != sleepID || seen.Dst.String() != "127.0.11.1:9000" || seen.DstWorkload.Name != "echo-1" {
-		t.Errorf("authorization saw %+v", seen)
-	}
-	if !b.b.logs.WaitFor("RBAC rejected") || !strings.Contains(b.b.logs.String(), "conn=127.0.0.1(spiffe://cluster.local/ns/foo/sa/sleep)->127.0.11.1:9000") {
-		t.Errorf("no seed-style RBAC log line:\n%s", b.b.logs)
-	}
-	// Through SOCKS5 the client sees the tunnel refused.
-	c, code := b.socks(t, sleepIP, "127.0.11.1:9000")
-	c.Close()
-	if code == 0 {
-		t.Error("denied tunnel opened")
 	}
 }

@@ -12,8 +12,9 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
-	"github.com/ztunnel-go/ztunnel/internal/sockopt"
+	"github.com/ztunnel-go/ztunnel/internal/rbac"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -47,6 +48,14 @@ func (p *Proxy) serveInbound(nc net.Conn) {
 	hc.Serve(func(st *hbone.Stream) { p.serveStream(st, peerID, local, peer) })
 }
 
+// traceID is the trace id of a W3C traceparent, the connection's id in logs.
+func traceID(traceparent string) string {
+	if len(traceparent) == 55 && traceparent[2] == '-' {
+		return traceparent[3:35]
+	}
+	return "-"
+}
+
 // certForLocal is the certificate of the workload at the address a client reached.
 func (p *Proxy) certForLocal(ctx context.Context, local net.Addr) (*identity.Cert, error) {
 	w := p.deps.State.Snapshot().WorkloadByAddr(p.deps.Config.Network, addrPort(local).Addr())
@@ -60,17 +69,18 @@ func (p *Proxy) certForLocal(ctx context.Context, local net.Addr) (*identity.Cer
 // app, and only then answer 200, so a client never sees success for an unreachable app.
 func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, peer netip.AddrPort) {
 	req := st.Request()
-	log := p.log.With("src.addr", peer.String(), "src.identity", peerID.String(), "dst.addr", local.String(),
-		"dst.hbone_addr", req.Authority, "direction", "inbound")
+	// Rust ztunnel's span: the connection's context precedes every message about it.
+	log := logging.Span(logging.Scoped(p.log, "inbound"), "inbound", "id", traceID(req.Traceparent),
+		"peer_ip", peer.Addr().String(), "peer_id", peerID.String())
 	snap := p.deps.State.Snapshot()
 	target, dstW, code, err := p.inboundTarget(snap, req, local.Addr())
 	if err != nil {
-		log.Warn("CONNECT refused", "status", code, "error", err)
+		log.Warn("CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
 		st.Respond(code)
 		return
 	}
-	if ok, reason := p.authorize(snap, Conn{Src: peer, SrcIdentity: peerID, Dst: target, DstWorkload: dstW}); !ok {
-		log.Info("RBAC rejected", "conn", peer.Addr().String()+"("+peerID.String()+")->"+target.String(), "reason", reason)
+	rc := p.inboundConn(peer, peerID, target)
+	if !p.authorize(log, rc, dstW) {
 		st.Respond(http.StatusUnauthorized)
 		return
 	}
@@ -78,7 +88,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	up, err := p.deps.Sockets.Dial(ctx, peer.Addr(), target)
 	cancel()
 	if err != nil {
-		log.Warn("CONNECT refused", "status", http.StatusServiceUnavailable, "error", err)
+		log.Warn("CONNECT refused", "dst.hbone_addr", req.Authority, "status", http.StatusServiceUnavailable, "error", err)
 		st.Respond(http.StatusServiceUnavailable)
 		return
 	}
@@ -86,7 +96,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		up.Close()
 		return
 	}
-	untrack := p.tracker.add(up, st)
+	untrack := p.tracker.addChecked(p.recheckIfAuthz(log, rc, dstW.Uid), up, st)
 	defer untrack()
 	p.finish(log, st, up.(*net.TCPConn))
 }
@@ -160,11 +170,11 @@ func servesAsWaypoint(snap *state.Snapshot, w *state.Workload, ip netip.Addr) bo
 	return false
 }
 
-func (p *Proxy) authorize(snap *state.Snapshot, c Conn) (bool, string) {
-	if p.deps.Authorize == nil {
-		return true, "no authorization engine"
+func (p *Proxy) recheckIfAuthz(log *slog.Logger, c rbac.Conn, uid string) func(*state.Snapshot) bool {
+	if p.deps.Authz == nil {
+		return nil
 	}
-	return p.deps.Authorize(snap, c)
+	return p.recheck(log, c, uid)
 }
 
 // servePlaintext handles plain TCP redirected to 15006: no identity, the same checks,
@@ -176,7 +186,7 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 		return
 	}
 	src := addrPort(c.RemoteAddr())
-	dst, err := sockopt.OriginalDst(tc)
+	dst, err := p.deps.Sockets.OriginalDst(tc)
 	log := p.log.With("src.addr", src.String(), "dst.addr", dst.String(), "direction", "inbound")
 	snap := p.deps.State.Snapshot()
 	var dstW *state.Workload
@@ -188,8 +198,8 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 		reset(tc)
 		return
 	}
-	if ok, reason := p.authorize(snap, Conn{Src: src, Dst: dst, DstWorkload: dstW}); !ok {
-		log.Info("RBAC rejected", "conn", src.Addr().String()+"->"+dst.String(), "reason", reason)
+	rc := p.inboundConn(src, identity.Identity{}, dst)
+	if !p.authorize(log, rc, dstW) {
 		reset(tc)
 		return
 	}
@@ -201,7 +211,7 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 		reset(tc)
 		return
 	}
-	untrack := p.tracker.add(up)
+	untrack := p.tracker.addChecked(p.recheckIfAuthz(log, rc, dstW.Uid), tc, up)
 	defer untrack()
 	pipe(tc, up.(*net.TCPConn))
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
-	"github.com/ztunnel-go/ztunnel/internal/sockopt"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -26,7 +25,7 @@ func (p *Proxy) serveOutbound(c net.Conn) {
 		c.Close()
 		return
 	}
-	dst, err := sockopt.OriginalDst(tc)
+	dst, err := p.deps.Sockets.OriginalDst(tc)
 	if err != nil || p.isOwnPort(dst.Port()) && isLocal(c, dst) {
 		p.log.Warn("outbound connection without a usable original destination", "src", c.RemoteAddr().String(), "error", err)
 		c.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
+	"github.com/ztunnel-go/ztunnel/internal/rbac"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -27,17 +28,12 @@ type CertSource interface {
 	Get(ctx context.Context, id identity.Identity) (*identity.Cert, error)
 }
 
-// Conn describes a connection for the authorization hook.
-type Conn struct {
-	Src         netip.AddrPort
-	SrcIdentity identity.Identity // zero for plaintext
-	Dst         netip.AddrPort    // destination workload IP and target port
-	DstWorkload *state.Workload
+// Authorizer decides inbound connections: Authorize for a new one (it may wait briefly
+// for a policy still on its way), Decide to re-check an open one when state changes.
+type Authorizer interface {
+	Authorize(ctx context.Context, c rbac.Conn, dstUID string) rbac.Decision
+	Decide(snap *state.Snapshot, w *state.Workload, c *rbac.Conn) rbac.Decision
 }
-
-// AuthorizeFunc decides whether an inbound connection may reach its app; the reason
-// is logged. nil allows everything (the authorization engine plugs in here).
-type AuthorizeFunc func(snap *state.Snapshot, c Conn) (allow bool, reason string)
 
 // Listen is where the proxies listen; each address list may be empty (that proxy off).
 type Listen struct {
@@ -65,14 +61,14 @@ func ListenFromConfig(c *config.Config) Listen {
 
 // Deps is what the proxies need.
 type Deps struct {
-	Config    *config.Config
-	State     *state.Store
-	Certs     CertSource
-	Sockets   Sockets
-	Listen    Listen
-	Authorize AuthorizeFunc
-	Drain     *drain.Drain
-	Logger    *slog.Logger
+	Config  *config.Config
+	State   *state.Store
+	Certs   CertSource
+	Sockets Sockets
+	Listen  Listen
+	Authz   Authorizer // nil allows every connection
+	Drain   *drain.Drain
+	Logger  *slog.Logger
 }
 
 // Proxy runs every listener of one ztunnel (node mode) or one pod (in-pod mode).
@@ -167,6 +163,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	poolCtx, stopPool := context.WithCancel(context.Background())
 	wg.Go(func() { p.pool.Run(poolCtx) })
+	if p.deps.Authz != nil {
+		wg.Go(func() { p.enforceLate(poolCtx) })
+	}
 	conns := &sync.WaitGroup{}
 	p.mu.Lock()
 	for _, b := range p.listeners {

@@ -21,6 +21,8 @@ type Sockets interface {
 	// Dial connects to remote, from local when local is valid (keeping a client's
 	// source IP); see HostSockets for how strictly.
 	Dial(ctx context.Context, local netip.Addr, remote netip.AddrPort) (net.Conn, error)
+	// OriginalDst is where a redirected connection was going (SO_ORIGINAL_DST).
+	OriginalDst(c *net.TCPConn) (netip.AddrPort, error)
 }
 
 // HostSockets creates sockets in the current network namespace with ztunnel's socket
@@ -61,6 +63,11 @@ func (h *HostSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.List
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	return l, nil
+}
+
+// OriginalDst reads SO_ORIGINAL_DST, set by iptables' REDIRECT.
+func (h *HostSockets) OriginalDst(c *net.TCPConn) (netip.AddrPort, error) {
+	return sockopt.OriginalDst(c)
 }
 
 // Dial tries, in order: bind to local as an address of this host (loopback tests, or

@@ -13,7 +13,7 @@ import (
 // compiled once per state version. Safe for concurrent use.
 type Engine struct {
 	store   *state.Store
-	wait    time.Duration                // how long a connection waits for a missing policy
+	wait    time.Duration               // how long a connection waits for a missing policy
 	current atomic.Pointer[compiledSet] // replaced when the state version changes
 }
 

@@ -6,12 +6,12 @@ import "istio.io/istio/pkg/workloadapi/security"
 type Reason uint8
 
 const (
-	Denied         Reason = iota // a DENY policy matched
-	Allowed                      // an ALLOW policy matched
-	NoAllowPolicy                // no ALLOW policy applies: allowed by default
-	NoneAllowed                  // ALLOW policies apply, none matched
-	PolicyMissing                // the workload names a policy that has not arrived
-	WorkloadUnknown              // the destination is not a known workload
+	Denied          Reason = iota // a DENY policy matched
+	Allowed                       // an ALLOW policy matched
+	NoAllowPolicy                 // no ALLOW policy applies: allowed by default
+	NoneAllowed                   // ALLOW policies apply, none matched
+	PolicyMissing                 // the workload names a policy that has not arrived
+	WorkloadUnknown               // the destination is not a known workload
 )
 
 var reasons = [...]string{

@@ -25,8 +25,8 @@ func allow(name string, rules ...*security.Group) *security.Authorization {
 	return pol(name, security.Action_ALLOW, rules...)
 }
 func dry(p *security.Authorization) *security.Authorization { p.DryRun = true; return p }
-func rule(clauses ...*security.Rules) *security.Group   { return &security.Group{Rules: clauses} }
-func clause(ms ...*security.Match) *security.Rules       { return &security.Rules{Matches: ms} }
+func rule(clauses ...*security.Rules) *security.Group       { return &security.Group{Rules: clauses} }
+func clause(ms ...*security.Match) *security.Rules          { return &security.Rules{Matches: ms} }
 func ex(s string) []*security.StringMatch {
 	return []*security.StringMatch{{MatchType: &security.StringMatch_Exact{Exact: s}}}
 }
