@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/ztunnel-go/ztunnel/internal/admin"
 	"github.com/ztunnel-go/ztunnel/internal/app"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
@@ -19,9 +20,11 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const usage = `usage: ztunnel [proxy|version|help]
-  proxy    run the proxy (default); configured by environment variables, see README.md
-  version  print version, git revision and Go version
+const usage = `usage: ztunnel [proxy|version|authz check|help]
+  proxy        run the proxy (default); configured by environment variables, see README.md
+  version      print version, git revision and Go version
+  authz check  ask a running ztunnel why a connection would be allowed or denied:
+               ztunnel authz check --src <ip> [--src-id <spiffe id>] --dst <ip:port>
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -37,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "version: %s\ngit revision: %s\ngo version: %s\nbuild status: %s\n",
 			v.Version, v.GitRevision, v.GoVersion, v.BuildStatus)
 		return 0
+	case "authz":
+		return admin.AuthzCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

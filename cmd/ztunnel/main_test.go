@@ -111,6 +111,7 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 		t.Errorf("certificates = %+v, want curl, httpbin and sleep Available", certs)
 	}
 	carriesTraffic(t)
+	explainsAuthz(t)
 	http.DefaultClient.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -203,5 +204,30 @@ func carriesTraffic(t *testing.T) {
 	}
 	if from := <-seen; !strings.HasPrefix(from, "127.0.0.6:") {
 		t.Errorf("the app saw the request from %s, want the client's own address 127.0.0.6", from)
+	}
+}
+
+// explainsAuthz asks the running ztunnel, through `ztunnel authz check`, about the seed's
+// policy (DENY from namespace foo): foo/sleep is denied, default/curl allowed.
+func explainsAuthz(t *testing.T) {
+	t.Helper()
+	for _, tt := range []struct {
+		id, want string
+		code     int
+	}{
+		{"spiffe://cluster.local/ns/foo/sa/sleep", "explicitly denied by default/httpbin (rule 0, clause 0, match 0)", 3},
+		{"spiffe://cluster.local/ns/default/sa/curl", "no allow policies exist", 0},
+	} {
+		cmd, out := ztunnel(t, nil, "authz", "check", "--src", "127.0.0.2", "--src-id", tt.id, "--dst", "127.0.0.3:8080")
+		if code := exitCode(t, cmd); code != tt.code || !strings.Contains(out.String(), tt.want) ||
+			!strings.Contains(out.String(), "default/httpbin") {
+			t.Errorf("authz check for %s: exit %d, want %d; output:\n%s", tt.id, code, tt.code, out)
+		}
+	}
+	// And the policy is enforced: foo/sleep (127.0.0.2) cannot reach httpbin.
+	socks, _ := socks5.SOCKS5("tcp", "127.0.0.1:15080", nil, &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}})
+	if c, err := socks.Dial("tcp", "httpbin.default.svc.cluster.local:8000"); err == nil {
+		c.Close()
+		t.Error("foo/sleep reached httpbin despite the seed's DENY policy")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/rbac"
 )
 
 type fixedCerts []certmgr.Status
@@ -109,5 +111,28 @@ func TestCertificates118Layout(t *testing.T) {
 		if got.CertChain[0][k] == "" {
 			t.Errorf("cert_chain entry lacks %s", k)
 		}
+	}
+}
+
+func TestDebugAuthz(t *testing.T) {
+	f := newFixture(t)
+	f.srv = admin.New(admin.Deps{Config: f.cfg, State: f.store, Levels: f.levels, Authz: rbac.NewEngine(f.store)})
+	q := "/debug/authz?src=127.0.0.2&dst=127.0.0.3:8080&srcId=" + url.QueryEscape("spiffe://cluster.local/ns/foo/sa/sleep")
+	code, body, _ := f.do("GET", q)
+	var a admin.AuthzAnswer
+	if err := json.Unmarshal([]byte(body), &a); err != nil || code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	if a.Decision != "deny" || a.Policy != "default/httpbin" || a.DstWorkload != "default/httpbin-v1" ||
+		len(a.Considered) != 1 || !a.Considered[0].Matched || a.Considered[0].Via != "namespace" {
+		t.Errorf("answer %+v", a)
+	}
+	_, body, _ = f.do("GET", "/debug/authz?src=127.0.0.6&dst=127.0.0.3:8080&srcId="+url.QueryEscape("spiffe://cluster.local/ns/default/sa/curl"))
+	json.Unmarshal([]byte(body), &a)
+	if a.Decision != "allow" || a.Considered[0].Matched {
+		t.Errorf("answer %+v", a)
+	}
+	if code, _, _ := f.do("GET", "/debug/authz?src=nope"); code != 400 {
+		t.Errorf("bad query = %d, want 400", code)
 	}
 }

@@ -23,6 +23,7 @@ type Deps struct {
 	State     *state.Store
 	Static    any          // the static config as loaded (JSON-encodable), or nil
 	Certs     Certificates // nil when ztunnel has no certificate source
+	Authz     Explainer    // nil when authorization is off
 	Levels    *logging.Levels
 	Version   version.Info
 	ProxyArgs string // the command line after the program name, as 1.18 showed it
@@ -65,6 +66,7 @@ func (s *Server) endpoints() []endpoint {
 		{"/config_dump", "workloads, services, policies, certificates and config as JSON (`?layout=1.18` for the 1.18 shape)", s.configDump},
 		{"/logging", "POST: show log levels; `?level=info` or `?level=xds:debug,access:off` changes them; `?reset` restores start-up levels", s.logging},
 		{"/quitquitquit", "POST: drain and exit", s.quit},
+		{"/debug/authz", "explain an authorization decision: `?src=<ip>&srcId=<spiffe id>&dst=<ip:port>`", s.authz},
 		{"/debug/pprof/", "Go profiles: heap, goroutine, profile?seconds=N, trace, …", nil},
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
+	"github.com/ztunnel-go/ztunnel/internal/rbac"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/version"
@@ -36,6 +37,7 @@ type App struct {
 	drain    *drain.Drain
 	registry *prometheus.Registry
 	listen   proxy.Listen // the proxies' listeners; from the config unless a test sets them
+	authz    *rbac.Engine
 
 	quitOnce sync.Once
 	quit     chan struct{} // closed by Shutdown
@@ -52,7 +54,7 @@ type Bound struct {
 
 // New validates the wiring. It reads no files and opens no sockets.
 func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
-	return &App{
+	a := &App{
 		cfg: cfg, log: log, levels: levels,
 		store:    state.NewStore(),
 		ready:    readiness.New(),
@@ -62,6 +64,8 @@ func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 		started:  make(chan struct{}),
 		listen:   proxy.ListenFromConfig(cfg),
 	}
+	a.authz = rbac.NewEngine(a.store)
+	return a
 }
 
 // Shutdown starts a graceful shutdown, as SIGTERM does; it does not wait.
@@ -137,7 +141,7 @@ func (a *App) bind(static any, certs *certmgr.Manager) ([]*httpServer, error) {
 		certDump = certs
 	}
 	adm := admin.New(admin.Deps{
-		Config: a.cfg, State: a.store, Static: static, Certs: certDump, Levels: a.levels, Version: version.Get(),
+		Config: a.cfg, State: a.store, Static: static, Certs: certDump, Authz: a.authz, Levels: a.levels, Version: version.Get(),
 		ProxyArgs: proxyArgs(os.Args[1:]), Shutdown: a.Shutdown,
 		Logger: logging.Scoped(a.log, "admin"),
 	})

@@ -14,7 +14,7 @@ import (
 func (a *App) newProxy(certs proxy.CertSource) *proxy.Proxy {
 	return proxy.New(proxy.Deps{
 		Config: a.cfg, State: a.store, Certs: certs, Sockets: proxy.NewHostSockets(a.cfg),
-		Listen: a.listen, Drain: a.drain, Logger: logging.Scoped(a.log, "proxy"),
+		Listen: a.listen, Authz: a.authz, Drain: a.drain, Logger: logging.Scoped(a.log, "proxy"),
 	})
 }
 

@@ -63,7 +63,7 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 	connected(err)
 	if err != nil {
 		log.Warn("connection failed", "dst.hbone_addr", pl.authority, "error", err)
-		c.Close()
+		reset(c) // the app sees "connection reset by peer", as with Rust ztunnel
 		return
 	}
 	untrack := p.tracker.add(up)

@@ -31,7 +31,11 @@ func Compile(a *security.Authorization) *Policy {
 }
 
 // Where says which rule, clause and match decided a policy's outcome (-1: none).
-type Where struct{ Rule, Clause, Match int }
+type Where struct {
+	Rule   int `json:"rule"`
+	Clause int `json:"clause"`
+	Match  int `json:"match"`
+}
 
 // Matches reports whether the policy matches c, and where: a policy matches when any
 // rule does; a rule when all its clauses do (no clause: all); a clause when any of its
