@@ -222,3 +222,41 @@ func TestIndexAndPprof(t *testing.T) {
 		t.Errorf("unknown path = %d", code)
 	}
 }
+
+// TestSeedPolicyIn118Layout loads the seed article's policy exactly as it prints it
+// (including 1.18's leading empty clause) and checks the 1.18 dump reproduces the
+// article's JSON.
+func TestSeedPolicyIn118Layout(t *testing.T) {
+	const seed = `{"name":"httpbin","namespace":"default","scope":"Namespace","action":"Deny","groups":[[[{}],[{"namespaces":[{"Exact":"foo"}]}]]]}`
+	static, err := xds.ParseLocalConfig([]byte(`policies:
+- name: httpbin
+  namespace: default
+  scope: Namespace
+  action: Deny
+  rules: [[[{}], [{namespaces: [{Exact: foo}]}]]]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	store := state.NewStore()
+	if err := static.Apply(store); err != nil {
+		t.Fatal(err)
+	}
+	f.srv = admin.New(admin.Deps{Config: f.cfg, State: store, Levels: f.levels})
+	_, body, _ := f.do("GET", "/config_dump?layout=1.18")
+	var d struct {
+		Policies            map[string]json.RawMessage `json:"policies"`
+		PoliciesByNamespace map[string][]string        `json:"policies_by_namespace"`
+	}
+	json.Unmarshal([]byte(body), &d)
+	var got, want any
+	json.Unmarshal(d.Policies["default/httpbin"], &got)
+	json.Unmarshal([]byte(seed), &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("1.18 policy\n got %s\nwant %s", d.Policies["default/httpbin"], seed)
+	}
+	if !reflect.DeepEqual(d.PoliciesByNamespace, map[string][]string{"default": {"default/httpbin"}}) {
+		t.Errorf("policies_by_namespace = %v", d.PoliciesByNamespace)
+	}
+}
