@@ -86,7 +86,7 @@ func (a *App) Addrs() Bound {
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("starting ztunnel", "version", version.Get().Version, "config", jsonString(admin.EffectiveConfig(a.cfg, a.levels)))
 	stateTask := a.ready.Register("state manager")
-	static, complete, err := a.loadSources(stateTask)
+	static, err := a.loadStatic()
 	if err != nil {
 		return err
 	}
@@ -99,11 +99,15 @@ func (a *App) Run(ctx context.Context) error {
 	var bg, wg sync.WaitGroup // background subsystems (certificates, proxies); HTTP servers
 	defer bg.Wait()
 	defer stopBackground()
+	synced, demand, err := a.runXDS(bgCtx, &bg, stateTask)
+	if err != nil {
+		return err
+	}
 	var certs *certmgr.Manager
 	if fetcher != nil {
 		certs = a.runCerts(bgCtx, &bg, fetcher)
 	}
-	prx, err := a.startProxy(bgCtx, &bg, certs, complete)
+	prx, err := a.startProxy(bgCtx, &bg, certs, synced, demand)
 	if err != nil {
 		return err
 	}

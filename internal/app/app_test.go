@@ -17,6 +17,8 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
+	"github.com/ztunnel-go/ztunnel/internal/xds"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -138,8 +140,8 @@ func TestBadStaticConfigFailsStart(t *testing.T) {
 	}
 }
 
-func TestStateManagerPendingWithXDS(t *testing.T) {
-	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012", "FAKE_CA=true")
+func TestStateManagerPendingWhileIstiodUnreachable(t *testing.T) {
+	a := newTestApp(t, "XDS_ADDRESS=http://127.0.0.1:1", "FAKE_CA=true")
 	wait := start(t, a)
 	code, body := get(t, a.Addrs().Readiness[0], "/healthz/ready")
 	if code != 500 || body != "not ready, pending: proxy, state manager\n" {
@@ -150,6 +152,42 @@ func TestStateManagerPendingWithXDS(t *testing.T) {
 		t.Error(err)
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestXDSSyncMakesReady: ztunnel pointed at a (fake) istiod becomes ready once the first
+// answers are applied, and shows what istiod sent.
+func TestXDSSyncMakesReady(t *testing.T) {
+	fake := ztest.NewFakeXDS(t, false)
+	fake.Set(xds.AddressType, "Kubernetes//Pod/default/from-istiod", ztest.AsAddress(ztest.Workload("default", "from-istiod", "10.1.2.3")))
+	a := newTestApp(t, "XDS_ADDRESS="+fake.Address, "FAKE_CA=true", "AUTH_TOKEN=token")
+	wait := start(t, a)
+	for range 500 { // bounded wait for the sync
+		if code, _ := get(t, a.Addrs().Readiness[0], "/healthz/ready"); code == 200 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := get(t, a.Addrs().Readiness[0], "/healthz/ready"); code != 200 {
+		t.Fatalf("readiness = %d %q", code, body)
+	}
+	if _, body := get(t, a.Addrs().Admin[0], "/config_dump"); !strings.Contains(body, "from-istiod") {
+		t.Error("config_dump lacks the workload istiod sent")
+	}
+	if _, body := get(t, a.Addrs().Stats[0], "/metrics"); !strings.Contains(body, `istio_xds_message_total{url="type.googleapis.com/istio.workload.Address"}`) {
+		t.Error("xDS metrics missing")
+	}
+	a.Shutdown()
+	if err := wait(); err != nil {
+		t.Error(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestUnreadableXDSRootFailsStart(t *testing.T) {
+	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012", "FAKE_CA=true", "XDS_ROOT_CA=/nonexistent/root.pem")
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "XDS_ROOT_CA") {
+		t.Errorf("Run = %v", err)
+	}
 }
 
 func TestContextCancelStops(t *testing.T) {

@@ -11,27 +11,34 @@ import (
 
 // proxies are node mode's listeners (in-pod mode replaces them with per-pod sets).
 // They need certificates: without a CA, HBONE is impossible and they are not started.
-func (a *App) newProxy(certs proxy.CertSource) *proxy.Proxy {
+func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, string) error) *proxy.Proxy {
 	return proxy.New(proxy.Deps{
 		Config: a.cfg, State: a.store, Certs: certs, Sockets: proxy.NewHostSockets(a.cfg),
-		Listen: a.listen, Authz: a.authz, Drain: a.drain, Logger: logging.Scoped(a.log, "proxy"),
+		Listen: a.listen, Authz: a.authz, Drain: a.drain, Demand: demand, Logger: logging.Scoped(a.log, "proxy"),
 	})
 }
 
-// startProxy binds the listeners (a taken port fails start-up) and serves until ctx
-// ends. Proxies start only on complete state (Rust waits for the first xDS sync), and
-// only with certificates; otherwise readiness says "proxy" is pending.
-func (a *App) startProxy(ctx context.Context, wg *sync.WaitGroup, certs *certmgr.Manager, complete bool) (*proxy.Proxy, error) {
+// startProxy binds the listeners at once (a taken port fails start-up) but serves only
+// once the state is synced, as Rust ztunnel waits for the first xDS answers; until then
+// readiness says "proxy" is pending. Without certificates there is no HBONE and no proxy.
+func (a *App) startProxy(ctx context.Context, wg *sync.WaitGroup, certs *certmgr.Manager, synced <-chan struct{},
+	demand func(context.Context, string) error) (*proxy.Proxy, error) {
 	task := a.ready.Register("proxy")
-	if certs == nil || !complete {
-		a.log.Warn("proxies not started", "have_certificates", certs != nil, "state_complete", complete)
+	if certs == nil {
+		a.log.Warn("proxies not started: no certificate source")
 		return nil, nil
 	}
-	p := a.newProxy(certs)
+	p := a.newProxy(certs, demand)
 	if err := p.Bind(ctx); err != nil {
 		return nil, err
 	}
-	wg.Go(func() { p.Run(ctx) })
-	task.Done()
+	wg.Go(func() {
+		select {
+		case <-synced:
+			task.Done()
+		case <-ctx.Done():
+		}
+		p.Run(ctx) // returns at once when ctx has ended, closing the listeners
+	})
 	return p, nil
 }

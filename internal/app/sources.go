@@ -5,32 +5,25 @@ import (
 	"fmt"
 
 	"github.com/ztunnel-go/ztunnel/examples"
-	"github.com/ztunnel-go/ztunnel/internal/readiness"
 	"github.com/ztunnel-go/ztunnel/internal/xds"
 )
 
-// loadSources fills the state from the static config (a file, inline YAML, or the
-// standalone example). The "state manager" readiness task clears once state is complete:
-// at once without xDS; with xDS, when its first responses are applied.
-func (a *App) loadSources(task *readiness.Task) (static any, complete bool, err error) {
+// loadStatic fills the state from the static config (a file, inline YAML, or the
+// standalone example); xDS, when configured, adds to it.
+func (a *App) loadStatic() (static any, err error) {
 	local, err := a.staticConfig()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if local != nil {
 		if err := local.Apply(a.store); err != nil {
-			return nil, false, fmt.Errorf("applying static config: %w", err)
+			return nil, fmt.Errorf("applying static config: %w", err)
 		}
 		w, s, p := local.Counts()
 		a.log.Info("static config loaded", "workloads", w, "services", s, "policies", p)
 		static = local
 	}
-	if a.cfg.XDSAddress != "" {
-		a.log.Warn("this build has no xDS client yet; readiness stays pending on the state manager", "xds_address", a.cfg.XDSAddress)
-		return static, false, nil
-	}
-	task.Done()
-	return static, true, nil
+	return static, nil
 }
 
 func (a *App) staticConfig() (*xds.LocalConfig, error) {

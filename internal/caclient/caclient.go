@@ -8,7 +8,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -17,12 +16,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/structpb"
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/istiod"
 )
 
 // Config says where the CA is and how to authenticate to it.
@@ -48,23 +47,15 @@ type Client struct {
 
 // New builds a client; it fails on a malformed address or unreadable roots.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.Address)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
+	if u, err := url.Parse(cfg.Address); err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("CA address %q: want https://host:port", cfg.Address)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	roots, err := LoadRoots(cfg.Roots)
+	conn, err := istiod.Dial(cfg.Address, cfg.Roots, &istiod.CallCreds{Token: cfg.Token, ClusterID: cfg.ClusterID, Headers: cfg.Headers})
 	if err != nil {
 		return nil, fmt.Errorf("CA roots: %w", err)
-	}
-	tlsCfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
-	conn, err := grpc.NewClient(u.Host,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithPerRPCCredentials(&callCreds{token: cfg.Token, clusterID: cfg.ClusterID, headers: cfg.Headers}))
-	if err != nil {
-		return nil, fmt.Errorf("CA client for %s: %w", cfg.Address, err)
 	}
 	return &Client{cfg: cfg, conn: conn, svc: pb.NewIstioCertificateServiceClient(conn)}, nil
 }

@@ -42,7 +42,7 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 	}
 	src := addrPort(c.RemoteAddr())
 	log := p.log.With("src.addr", src.String(), "dst.addr", dst.String(), "direction", "outbound")
-	snap := p.deps.State.Snapshot()
+	snap := p.onDemand(dst.Addr())
 	srcW := snap.WorkloadByAddr(p.deps.Config.Network, src.Addr())
 	if srcW == nil {
 		log.Warn("connection failed", "error", "unknown source workload")
@@ -73,6 +73,22 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 }
 
 var errUnknownSource = errorf("unknown source workload")
+
+// onDemand returns the state, first asking istiod (on-demand mode) for a destination it
+// does not hold; unknown even then, the destination is outside the mesh.
+func (p *Proxy) onDemand(dst netip.Addr) *state.Snapshot {
+	snap := p.deps.State.Snapshot()
+	network := p.deps.Config.Network
+	if p.deps.Demand == nil || snap.WorkloadByAddr(network, dst) != nil || snap.ServiceByVIP(network, dst) != nil {
+		return snap
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout/2)
+	defer cancel()
+	if err := p.deps.Demand(ctx, network+"/"+dst.String()); err != nil {
+		p.log.Debug("on-demand lookup failed", "addr", dst.String(), "error", err)
+	}
+	return p.deps.State.Snapshot()
+}
 
 // connect reaches the plan's destination: plain TCP, or an HBONE stream pooled per
 // source identity, expected identities, peer and source IP.

@@ -67,8 +67,10 @@ type Deps struct {
 	Sockets Sockets
 	Listen  Listen
 	Authz   Authorizer // nil allows every connection
-	Drain   *drain.Drain
-	Logger  *slog.Logger
+	// Demand fetches an address istiod has not sent (XDS_ON_DEMAND); nil: off.
+	Demand func(ctx context.Context, name string) error
+	Drain  *drain.Drain
+	Logger *slog.Logger
 }
 
 // Proxy runs every listener of one ztunnel (node mode) or one pod (in-pod mode).

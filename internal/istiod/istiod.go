@@ -1,4 +1,7 @@
-package caclient
+// Package istiod is how ztunnel connects to istiod, for certificates and for xDS alike:
+// the transport credentials (trusted roots) and the per-call credentials (bearer token,
+// cluster id, extra headers).
+package istiod
 
 import (
 	"context"
@@ -12,28 +15,31 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 )
 
-// callCreds adds istiod's metadata to every call. The token file is read on every call:
+// CallCreds adds istiod's metadata to every call. The token file is read on every call:
 // Kubernetes rotates projected tokens, and a stale one would be refused.
-type callCreds struct {
-	token     config.Token
-	clusterID string
-	headers   []config.Header
+type CallCreds struct {
+	Token     config.Token
+	ClusterID string
+	Headers   []config.Header
+	// Insecure allows the token over plaintext (an http:// address, for local tests).
+	Insecure bool
 }
 
-func (c *callCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	tok, err := ReadToken(c.token)
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (c *CallCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	tok, err := ReadToken(c.Token)
 	if err != nil {
 		return nil, err
 	}
-	md := map[string]string{"authorization": "Bearer " + tok, "clusterid": c.clusterID}
-	for _, h := range c.headers {
+	md := map[string]string{"authorization": "Bearer " + tok, "clusterid": c.ClusterID}
+	for _, h := range c.Headers {
 		md[h.Name] = h.Value
 	}
 	return md, nil
 }
 
-// RequireTransportSecurity: a bearer token never travels in plaintext.
-func (c *callCreds) RequireTransportSecurity() bool { return true }
+// RequireTransportSecurity: a bearer token travels in plaintext only when asked.
+func (c *CallCreds) RequireTransportSecurity() bool { return !c.Insecure }
 
 // ReadToken returns the literal token, or the trimmed content of the token file.
 func ReadToken(t config.Token) (string, error) {

@@ -1,0 +1,48 @@
+package istiod
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/url"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+)
+
+// Keepalive is Rust ztunnel's control-plane HTTP/2 keepalive: a PING after 30 s of
+// silence, answered within 10 s, or the connection is dropped and redialled.
+var Keepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}
+
+// Dial prepares a gRPC connection to istiod at address: https:// verified with roots, or
+// http:// in plaintext (local testing). It does not connect until first used.
+func Dial(address string, roots config.RootCert, creds *CallCreds, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	u, err := url.Parse(address)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("istiod address %q: want https://host:port or http://host:port", address)
+	}
+	var transport grpc.DialOption
+	if u.Scheme == "https" {
+		pool, err := LoadRoots(roots)
+		if err != nil {
+			return nil, err
+		}
+		transport = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}))
+	} else {
+		transport = grpc.WithTransportCredentials(insecure.NewCredentials())
+		c := *creds
+		c.Insecure = true
+		creds = &c
+	}
+	opts := append([]grpc.DialOption{transport, grpc.WithPerRPCCredentials(creds), grpc.WithKeepaliveParams(Keepalive)}, extra...)
+	conn, err := grpc.NewClient(u.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", address, err)
+	}
+	return conn, nil
+}

@@ -1,0 +1,176 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/istiod"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/readiness"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+)
+
+// ClientConfig says where istiod is and how to talk to it.
+type ClientConfig struct {
+	Address  string // https://host:port, or http:// for plaintext
+	Roots    config.RootCert
+	Creds    istiod.CallCreds
+	Node     *corepb.Node
+	OnDemand bool // Address resources only when asked for (XDS_ON_DEMAND)
+	// FirstResponseTimeout: a stream that answers nothing this long after being opened is
+	// given up (a server that accepts and goes silent). 0: 30 s.
+	FirstResponseTimeout time.Duration
+	Logger               *slog.Logger
+	Metrics              *metrics.XDS
+}
+
+// Client keeps the state store in step with istiod over delta ADS. New does not
+// connect; Run does, and reconnects until its context ends, keeping the last known
+// state meanwhile.
+type Client struct {
+	cfg   ClientConfig
+	log   *slog.Logger
+	store *state.Store
+	ready *readiness.Task
+	conn  *grpc.ClientConn
+
+	demands chan string   // names to subscribe on demand; read by the running session
+	synced  chan struct{} // closed once the first response of every type is applied
+
+	mu         sync.Mutex           // guards the fields below
+	known      [2]map[string]string // per type (Address, Authorization): name → version
+	wanted     map[string]bool      // on-demand names, re-subscribed on every stream
+	waiters    map[string][]chan struct{}
+	typeSynced [2]bool // first response of each type applied
+}
+
+// Synced is closed once the state holds istiod's first answer for every type: the
+// proxies start serving then, as Rust ztunnel's do.
+func (c *Client) Synced() <-chan struct{} { return c.synced }
+
+var types = [2]string{AddressType, AuthorizationType}
+
+// New builds the client; ready is cleared once the first response of each type is in.
+func New(cfg ClientConfig, store *state.Store, ready *readiness.Task) (*Client, error) {
+	if cfg.FirstResponseTimeout == 0 {
+		cfg.FirstResponseTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logging.Discard()
+	}
+	conn, err := istiod.Dial(cfg.Address, cfg.Roots, &cfg.Creds, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(200<<20)))
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, store: store, ready: ready, conn: conn,
+		demands: make(chan string, 64), synced: make(chan struct{}), wanted: map[string]bool{}, waiters: map[string][]chan struct{}{}}
+	c.known[0], c.known[1] = map[string]string{}, map[string]string{}
+	if cfg.OnDemand {
+		c.typeSynced[0] = true // Address resources arrive on demand: nothing to wait for
+	}
+	return c, nil
+}
+
+// Run keeps a stream to istiod open until ctx ends, reconnecting with backoff (10 ms
+// doubling to 15 s, with jitter), then closes the connection.
+func (c *Client) Run(ctx context.Context) error {
+	defer c.conn.Close()
+	delay := 10 * time.Millisecond
+	for {
+		got, err := c.session(ctx)
+		if ctx.Err() != nil {
+			c.cfg.Metrics.Terminated("Complete")
+			return nil
+		}
+		if got { // the stream worked for a while: start over from a short delay
+			delay = 10 * time.Millisecond
+		}
+		c.cfg.Metrics.Terminated(terminationReason(err))
+		c.log.Warn("xDS stream ended, reconnecting", "address", c.cfg.Address, "retry_in", delay.String(), "error", err)
+		select {
+		case <-time.After(jitter(delay)):
+		case <-ctx.Done():
+			return nil
+		}
+		delay = min(2*delay, 15*time.Second)
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func terminationReason(err error) string {
+	switch {
+	case errors.Is(err, errNoConnection):
+		return "ConnectionError"
+	case errors.Is(err, errSilent):
+		return "Reconnect"
+	}
+	return "Error"
+}
+
+// Demand subscribes to name (a workload uid, "network/IP" or "namespace/hostname") and
+// waits until istiod answers for it, or ctx ends. Only in on-demand mode.
+func (c *Client) Demand(ctx context.Context, name string) error {
+	if !c.cfg.OnDemand {
+		return errors.New("xDS on-demand is off")
+	}
+	ch := make(chan struct{})
+	c.mu.Lock()
+	c.waiters[name] = append(c.waiters[name], ch)
+	first := !c.wanted[name]
+	c.wanted[name] = true
+	c.mu.Unlock()
+	if first {
+		select {
+		case c.demands <- name:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// answered wakes the Demand callers waiting for name.
+func (c *Client) answeredLocked(name string) {
+	for _, ch := range c.waiters[name] {
+		close(ch)
+	}
+	delete(c.waiters, name)
+}
+
+// subscribeRequest is the first request of a stream for type i: wildcard (or, on demand,
+// explicitly non-wildcard with the names asked for), with the versions already known.
+func (c *Client) subscribeRequest(i int) *discoverypb.DeltaDiscoveryRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req := &discoverypb.DeltaDiscoveryRequest{Node: c.cfg.Node, TypeUrl: types[i],
+		InitialResourceVersions: make(map[string]string, len(c.known[i]))}
+	for name, v := range c.known[i] {
+		req.InitialResourceVersions[name] = v
+	}
+	if i == 0 && c.cfg.OnDemand {
+		req.ResourceNamesSubscribe = []string{"*"}
+		req.ResourceNamesUnsubscribe = []string{"*"}
+		for name := range c.wanted {
+			req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, name)
+		}
+	}
+	return req
+}
