@@ -147,7 +147,7 @@ func TestBadRenewalsOverGRPC(t *testing.T) {
 				t.Errorf("log does not say why: %s", logs.String())
 			}
 			tt.fix(t, fca)
-			waitFor(t, "a renewed certificate", func() bool {
+			ztest.Eventually(t, "a renewed certificate", func() bool {
 				got, err := m.Get(context.Background(), httpbin)
 				return err == nil && got.Leaf.SerialNumber.Cmp(c1.Leaf.SerialNumber) != 0
 			})
@@ -155,14 +155,3 @@ func TestBadRenewalsOverGRPC(t *testing.T) {
 	}
 }
 
-// waitFor polls cond a bounded number of times (a hang guard, not a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 300 {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}

@@ -59,17 +59,6 @@ func start(t *testing.T, fake *ztest.FakeXDS, mutate func(*xds.ClientConfig)) *h
 	return h
 }
 
-// eventually polls cond a bounded number of times (a hang guard, not a timing claim).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
 
 func workload(name, ip string) *workloadapi.Address {
 	return ztest.AsAddress(ztest.Workload("default", name, ip))
@@ -85,7 +74,7 @@ func TestInitialSyncFillsStateAndReadiness(t *testing.T) {
 	fake.Set(xds.AddressType, "default/svc.default.svc.cluster.local", ztest.AsAddress(ztest.Service("default", "svc", []string{"10.96.0.1"}, 80, 8080)))
 	fake.Set(xds.AuthorizationType, "default/deny", ztest.DenyFromNamespace("default", "deny", "foo"))
 	h := start(t, fake, nil)
-	eventually(t, "readiness", func() bool { return len(h.ready.Pending()) == 0 })
+	ztest.Eventually(t, "readiness", func() bool { return len(h.ready.Pending()) == 0 })
 	snap := h.store.Snapshot()
 	if !h.has("10.0.0.1") || snap.ServiceByKey("default/svc.default.svc.cluster.local") == nil || snap.Policy("default/deny") == nil {
 		t.Error("initial state incomplete")
@@ -108,7 +97,7 @@ func TestInitialSyncFillsStateAndReadiness(t *testing.T) {
 	if !types[xds.AddressType] || !types[xds.AuthorizationType] {
 		t.Errorf("subscriptions %v, want wildcard Address and Authorization", types)
 	}
-	eventually(t, "ACKs", func() bool { return acks(fake) >= 2 })
+	ztest.Eventually(t, "ACKs", func() bool { return acks(fake) >= 2 })
 }
 
 func acks(f *ztest.FakeXDS) int {
@@ -125,29 +114,29 @@ func TestIncrementalAddsAndRemovals(t *testing.T) {
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/a", workload("a", "10.0.0.1"))
 	h := start(t, fake, nil)
-	eventually(t, "sync", func() bool { return h.has("10.0.0.1") })
+	ztest.Eventually(t, "sync", func() bool { return h.has("10.0.0.1") })
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/b", workload("b", "10.0.0.2"))
-	eventually(t, "the added workload", func() bool { return h.has("10.0.0.2") })
+	ztest.Eventually(t, "the added workload", func() bool { return h.has("10.0.0.2") })
 	fake.Remove(xds.AddressType, "Kubernetes//Pod/default/a")
-	eventually(t, "the removal", func() bool { return !h.has("10.0.0.1") })
+	ztest.Eventually(t, "the removal", func() bool { return !h.has("10.0.0.1") })
 	fake.Set(xds.AuthorizationType, "default/p", ztest.DenyFromNamespace("default", "p", "x"))
-	eventually(t, "the policy", func() bool { return h.store.Snapshot().Policy("default/p") != nil })
+	ztest.Eventually(t, "the policy", func() bool { return h.store.Snapshot().Policy("default/p") != nil })
 	fake.Remove(xds.AuthorizationType, "default/p")
-	eventually(t, "the policy removal", func() bool { return h.store.Snapshot().Policy("default/p") == nil })
+	ztest.Eventually(t, "the policy removal", func() bool { return h.store.Snapshot().Policy("default/p") == nil })
 }
 
 func TestBadResourceNACKedRestApplied(t *testing.T) {
 	fake := ztest.NewFakeXDS(t, false)
 	h := start(t, fake, nil)
-	eventually(t, "sync", func() bool { return len(h.ready.Pending()) == 0 })
+	ztest.Eventually(t, "sync", func() bool { return len(h.ready.Pending()) == 0 })
 	fake.SetRaw(xds.AddressType, "garbage", &anypb.Any{TypeUrl: xds.AddressType, Value: []byte{0xff, 0xff}})
 	bad := ztest.Workload("default", "bad", "10.0.0.3")
 	bad.Addresses = append(bad.Addresses, []byte{1, 2, 3})
 	fake.Set(xds.AddressType, bad.Uid, ztest.AsAddress(bad))
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/good", workload("good", "10.0.0.4"))
-	eventually(t, "the good resource", func() bool { return h.has("10.0.0.4") })
+	ztest.Eventually(t, "the good resource", func() bool { return h.has("10.0.0.4") })
 	var nacks []string
-	eventually(t, "two NACKs", func() bool {
+	ztest.Eventually(t, "two NACKs", func() bool {
 		nacks = nil
 		for _, r := range fake.Requests() {
 			if r.ErrorDetail != nil {
@@ -169,7 +158,7 @@ func TestReconnectResyncsWithInitialVersions(t *testing.T) {
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/a", workload("a", "10.0.0.1"))
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/b", workload("b", "10.0.0.2"))
 	h := start(t, fake, func(c *xds.ClientConfig) { c.FirstResponseTimeout = 200 * time.Millisecond })
-	eventually(t, "sync", func() bool { return h.has("10.0.0.1") && h.has("10.0.0.2") })
+	ztest.Eventually(t, "sync", func() bool { return h.has("10.0.0.1") && h.has("10.0.0.2") })
 	fake.Silent(true) // istiod goes away: changes made meanwhile are not pushed
 	fake.DropStreams()
 	fake.Remove(xds.AddressType, "Kubernetes//Pod/default/a")
@@ -178,7 +167,7 @@ func TestReconnectResyncsWithInitialVersions(t *testing.T) {
 		t.Fatal("state was dropped while istiod was away")
 	}
 	fake.Silent(false)
-	eventually(t, "resync", func() bool { return !h.has("10.0.0.1") && h.has("10.0.0.3") && h.has("10.0.0.2") })
+	ztest.Eventually(t, "resync", func() bool { return !h.has("10.0.0.1") && h.has("10.0.0.3") && h.has("10.0.0.2") })
 	var resumed *discoverypb.DeltaDiscoveryRequest
 	for _, r := range fake.Requests() {
 		if r.TypeUrl == xds.AddressType && len(r.InitialResourceVersions) > 0 {
@@ -195,11 +184,11 @@ func TestSilentServerIsLeft(t *testing.T) {
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/a", workload("a", "10.0.0.1"))
 	fake.Silent(true)
 	h := start(t, fake, func(c *xds.ClientConfig) { c.FirstResponseTimeout = 100 * time.Millisecond })
-	eventually(t, "the client to give up on the silent stream", func() bool {
+	ztest.Eventually(t, "the client to give up on the silent stream", func() bool {
 		return strings.Contains(h.logs.String(), "istiod accepted the stream but sent nothing")
 	})
 	fake.Silent(false)
-	eventually(t, "a fresh stream to sync", func() bool { return h.has("10.0.0.1") })
+	ztest.Eventually(t, "a fresh stream to sync", func() bool { return h.has("10.0.0.1") })
 }
 
 func TestOnDemand(t *testing.T) {
@@ -207,7 +196,7 @@ func TestOnDemand(t *testing.T) {
 	fake.Set(xds.AddressType, "/10.0.0.9", workload("remote", "10.0.0.9"))
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/other", workload("other", "10.0.0.8"))
 	h := start(t, fake, func(c *xds.ClientConfig) { c.OnDemand = true })
-	eventually(t, "readiness (Authorization only)", func() bool { return len(h.ready.Pending()) == 0 })
+	ztest.Eventually(t, "readiness (Authorization only)", func() bool { return len(h.ready.Pending()) == 0 })
 	if h.has("10.0.0.9") || h.has("10.0.0.8") {
 		t.Fatal("on-demand client received addresses it did not ask for")
 	}
@@ -234,7 +223,7 @@ func TestWrongRootRefused(t *testing.T) {
 	fake := ztest.NewFakeXDS(t, true)
 	other := ztest.NewFakeXDS(t, true)
 	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = config.RootCert{PEM: other.ServePEM} })
-	eventually(t, "a clear TLS error", func() bool {
+	ztest.Eventually(t, "a clear TLS error", func() bool {
 		return strings.Contains(h.logs.String(), "certificate signed by unknown authority")
 	})
 	if len(h.ready.Pending()) == 0 {

@@ -3,6 +3,7 @@ package ztest
 import (
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -31,4 +32,17 @@ func (l *LogBuffer) WaitFor(s string) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return false
+}
+
+// Eventually polls cond a bounded number of times and fails the test if it never holds:
+// a hang guard for asynchronous effects, not a timing assertion.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }
