@@ -154,4 +154,3 @@ func TestBadRenewalsOverGRPC(t *testing.T) {
 		})
 	}
 }
-

@@ -59,7 +59,6 @@ func start(t *testing.T, fake *ztest.FakeXDS, mutate func(*xds.ClientConfig)) *h
 	return h
 }
 
-
 func workload(name, ip string) *workloadapi.Address {
 	return ztest.AsAddress(ztest.Workload("default", name, ip))
 }
