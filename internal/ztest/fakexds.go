@@ -203,6 +203,8 @@ func (a *adsService) DeltaAggregatedResources(st discoverypb.AggregatedDiscovery
 			f.onRequest(s, req)
 		case err := <-errc:
 			return err
+		case <-st.Context().Done(): // the receiver may end this way without reporting
+			return st.Context().Err()
 		case <-s.cancel:
 			return status.Error(codes.Unavailable, "fake istiod dropped the stream")
 		}
