@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -107,8 +108,13 @@ func (a *App) Run(ctx context.Context) error {
 	if fetcher != nil {
 		certs = a.runCerts(bgCtx, &bg, fetcher)
 	}
-	prx, err := a.startProxy(bgCtx, &bg, certs, synced, demand)
-	if err != nil {
+	var prx *proxy.Proxy
+	if a.cfg.InPod {
+		if certs == nil {
+			return fmt.Errorf("in-pod mode needs certificates: set CA_ADDRESS or FAKE_CA=true")
+		}
+		a.runInPod(bgCtx, &bg, certs, synced, demand)
+	} else if prx, err = a.startProxy(bgCtx, &bg, certs, synced, demand); err != nil {
 		return err
 	}
 	servers, err := a.bind(static, certs)

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
+	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
 )
@@ -12,10 +13,14 @@ import (
 // proxies are node mode's listeners (in-pod mode replaces them with per-pod sets).
 // They need certificates: without a CA, HBONE is impossible and they are not started.
 func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, string) error) *proxy.Proxy {
-	return proxy.New(proxy.Deps{
+	d := proxy.Deps{
 		Config: a.cfg, State: a.store, Certs: certs, Sockets: proxy.NewHostSockets(a.cfg),
 		Listen: a.listen, Authz: a.authz, Drain: a.drain, Demand: demand, Logger: logging.Scoped(a.log, "proxy"),
-	})
+	}
+	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated { // one workload, named
+		d.Pod = &proxy.Pod{Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount}
+	}
+	return proxy.New(d)
 }
 
 // startProxy binds the listeners at once (a taken port fails start-up) but serves only

@@ -58,7 +58,7 @@ func traceID(traceparent string) string {
 
 // certForLocal is the certificate of the workload at the address a client reached.
 func (p *Proxy) certForLocal(ctx context.Context, local net.Addr) (*identity.Cert, error) {
-	w := p.deps.State.Snapshot().WorkloadByAddr(p.deps.Config.Network, addrPort(local).Addr())
+	w := p.localWorkload(p.deps.State.Snapshot(), addrPort(local).Addr())
 	if w == nil {
 		return nil, errorf("no workload at %s", local)
 	}
@@ -117,7 +117,7 @@ func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local ne
 	if err != nil {
 		return netip.AddrPort{}, nil, http.StatusBadRequest, err
 	}
-	dstW := snap.WorkloadByAddr(p.deps.Config.Network, local)
+	dstW := p.localWorkload(snap, local)
 	if dstW == nil {
 		return netip.AddrPort{}, nil, http.StatusServiceUnavailable, errorf("no workload at %s", local)
 	}
@@ -191,7 +191,7 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 	snap := p.deps.State.Snapshot()
 	var dstW *state.Workload
 	if err == nil {
-		dstW = snap.WorkloadByAddr(p.deps.Config.Network, dst.Addr())
+		dstW = p.localWorkload(snap, dst.Addr())
 	}
 	if err != nil || dstW == nil || p.isOwnPort(dst.Port()) {
 		log.Warn("plaintext connection refused", "error", errors.Join(err, errorf("not a local workload's port")))

@@ -43,7 +43,7 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 	src := addrPort(c.RemoteAddr())
 	log := p.log.With("src.addr", src.String(), "dst.addr", dst.String(), "direction", "outbound")
 	snap := p.onDemand(dst.Addr())
-	srcW := snap.WorkloadByAddr(p.deps.Config.Network, src.Addr())
+	srcW := p.sourceWorkload(snap, src.Addr())
 	if srcW == nil {
 		log.Warn("connection failed", "error", "unknown source workload")
 		connected(errUnknownSource)

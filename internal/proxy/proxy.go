@@ -35,6 +35,9 @@ type Authorizer interface {
 	Decide(snap *state.Snapshot, w *state.Workload, c *rbac.Conn) rbac.Decision
 }
 
+// Pod is the one workload an in-pod proxy serves, as istio-cni names it.
+type Pod struct{ Name, Namespace, ServiceAccount string }
+
 // Listen is where the proxies listen; each address list may be empty (that proxy off).
 type Listen struct {
 	Outbound         []netip.AddrPort
@@ -70,6 +73,9 @@ type Deps struct {
 	// Demand fetches an address istiod has not sent (XDS_ON_DEMAND); nil: off.
 	Demand func(ctx context.Context, name string) error
 	Drain  *drain.Drain
+	// Pod, in in-pod mode, is the workload this proxy serves: the source of its outbound
+	// connections and the destination of its inbound ones, whatever the addresses.
+	Pod *Pod
 	Logger *slog.Logger
 }
 
@@ -237,3 +243,21 @@ func (p *Proxy) isOwnPort(port uint16) bool {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// sourceWorkload is who is calling: the pod this proxy serves (in-pod mode), or the
+// workload owning the connection's source IP (node mode).
+func (p *Proxy) sourceWorkload(snap *state.Snapshot, src netip.Addr) *state.Workload {
+	if pod := p.deps.Pod; pod != nil {
+		return snap.WorkloadByName(pod.Namespace, pod.Name)
+	}
+	return snap.WorkloadByAddr(p.deps.Config.Network, src)
+}
+
+// localWorkload is the destination of an inbound connection: the pod this proxy serves,
+// or the workload owning the address the client reached.
+func (p *Proxy) localWorkload(snap *state.Snapshot, local netip.Addr) *state.Workload {
+	if pod := p.deps.Pod; pod != nil {
+		return snap.WorkloadByName(pod.Namespace, pod.Name)
+	}
+	return snap.WorkloadByAddr(p.deps.Config.Network, local)
+}

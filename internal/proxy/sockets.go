@@ -34,6 +34,10 @@ type HostSockets struct {
 	// OrigSrc: nil binds to the client's IP when possible and falls back to none
 	// (Rust's "auto"); true requires it; false never binds.
 	OrigSrc *bool
+	// Enter, when set, runs socket creation inside another network namespace (a pod's,
+	// in in-pod mode); listeners then also get the mark and SO_REUSEPORT.
+	Enter     func(func() error) error
+	ReusePort bool
 }
 
 // NewHostSockets takes the socket settings from the config.
@@ -58,11 +62,25 @@ func (h *HostSockets) opts(transparent bool) sockopt.Options {
 // on listeners in node mode: it matters for the sockets ztunnel dials.
 func (h *HostSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAliveConfig: h.keepalive()}
-	l, err := lc.Listen(ctx, "tcp", addr.String())
+	if h.Enter != nil { // in a pod: ztunnel's own traffic must carry the mark
+		lc.Control = sockopt.Options{Mark: h.Mark, ReusePort: h.ReusePort}.Control()
+	}
+	var l net.Listener
+	err := h.enter(func() (err error) {
+		l, err = lc.Listen(ctx, "tcp", addr.String())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	return l, nil
+}
+
+func (h *HostSockets) enter(fn func() error) error {
+	if h.Enter == nil {
+		return fn()
+	}
+	return h.Enter(fn)
 }
 
 // OriginalDst reads SO_ORIGINAL_DST, set by iptables' REDIRECT.
@@ -95,7 +113,11 @@ func (h *HostSockets) dial(ctx context.Context, local netip.Addr, remote netip.A
 	if local.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
 	}
-	c, err := d.DialContext(ctx, "tcp", remote.String())
+	var c net.Conn
+	err := h.enter(func() (err error) {
+		c, err = d.DialContext(ctx, "tcp", remote.String())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", remote, err)
 	}

@@ -13,6 +13,7 @@ type Options struct {
 	Mark        uint32        // SO_MARK; 0 leaves it unset
 	Transparent bool          // IP_TRANSPARENT: bind to a non-local (client) address
 	UserTimeout time.Duration // TCP_USER_TIMEOUT; 0 leaves it unset
+	ReusePort   bool          // SO_REUSEPORT: a new ztunnel can bind while the old one drains
 }
 
 // ErrUnsupported is returned on systems without these options.

@@ -74,6 +74,11 @@ func (o Options) apply(fd int, network string) error {
 			return fmt.Errorf("setting IP_TRANSPARENT: %w", err)
 		}
 	}
+	if o.ReusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fmt.Errorf("setting SO_REUSEPORT: %w", err)
+		}
+	}
 	if o.UserTimeout > 0 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(o.UserTimeout.Milliseconds())); err != nil {
 			return fmt.Errorf("setting TCP_USER_TIMEOUT: %w", err)

@@ -19,6 +19,7 @@ func build(wls map[string]*Workload, svcs map[string]*Service, pols map[string]*
 		stale:           make(chan struct{}),
 		workloadsByUID:  make(map[string]*Workload, len(wls)),
 		workloadsByAddr: make(map[NetAddr]*Workload, len(wls)),
+		workloadsByName: make(map[string]*Workload, len(wls)),
 		servicesByKey:   make(map[string]*Service, len(svcs)),
 		servicesByHost:  make(map[string][]*Service, len(svcs)),
 		servicesByVIP:   make(map[NetAddr]*Service, len(svcs)),
@@ -41,6 +42,10 @@ func (s *Snapshot) indexWorkloads(wls map[string]*Workload) {
 	}
 	slices.SortFunc(s.workloads, func(a, b *Workload) int { return cmp.Compare(a.Uid, b.Uid) })
 	for _, w := range s.workloads {
+		k := w.Namespace + "/" + w.Name
+		if old := s.workloadsByName[k]; old == nil || old.seq < w.seq {
+			s.workloadsByName[k] = w
+		}
 		if w.NetworkMode == workloadapi.NetworkMode_HOST_NETWORK {
 			continue
 		}

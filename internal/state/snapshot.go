@@ -14,6 +14,7 @@ type Snapshot struct {
 
 	workloadsByUID  map[string]*Workload
 	workloadsByAddr map[NetAddr]*Workload // host-network workloads are not indexed by IP
+	workloadsByName map[string]*Workload  // namespace/name, for pods named by istio-cni
 	servicesByKey   map[string]*Service
 	servicesByHost  map[string][]*Service // sorted by namespace
 	servicesByVIP   map[NetAddr]*Service
@@ -42,6 +43,9 @@ func (s *Snapshot) Stale() <-chan struct{} { return s.stale }
 
 // WorkloadByUID returns the workload with that uid, or nil.
 func (s *Snapshot) WorkloadByUID(uid string) *Workload { return s.workloadsByUID[uid] }
+
+// WorkloadByName returns the workload named name in namespace ns (a pod), or nil.
+func (s *Snapshot) WorkloadByName(ns, name string) *Workload { return s.workloadsByName[ns+"/"+name] }
 
 // WorkloadByAddr returns the workload owning ip on network, or nil.
 func (s *Snapshot) WorkloadByAddr(network string, ip netip.Addr) *Workload {

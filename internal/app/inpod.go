@@ -1,0 +1,71 @@
+//go:build linux
+
+package app
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+
+	"github.com/ztunnel-go/ztunnel/internal/certmgr"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/inpod"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/netns"
+	"github.com/ztunnel-go/ztunnel/internal/proxy"
+)
+
+// runInPod serves the pods istio-cni hands over (ZDS), once the state is synced.
+func (a *App) runInPod(ctx context.Context, wg *sync.WaitGroup, certs *certmgr.Manager, synced <-chan struct{},
+	demand func(context.Context, string) error) {
+	task := a.ready.Register("workload proxy manager")
+	start := func(pod inpod.Pod, ns *netns.NS) (inpod.Running, error) {
+		return a.startPod(ctx, certs, demand, pod, ns)
+	}
+	c := inpod.New(a.cfg.InPodUDS, start, logging.Scoped(a.log, "inpod"), task)
+	wg.Go(func() {
+		select {
+		case <-synced:
+		case <-ctx.Done():
+			return
+		}
+		c.Run(ctx)
+	})
+}
+
+// podProxy is one pod's proxy set; Stop closes its listeners and connections.
+type podProxy struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (p *podProxy) Stop() { p.cancel(); <-p.done }
+
+// startPod opens ports 15001, 15006 and 15008 inside the pod's namespace, with the
+// packet mark (so the pod's own iptables rules let ztunnel's traffic through) and
+// SO_REUSEPORT (so a new ztunnel can take over while the old one drains).
+func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(context.Context, string) error,
+	pod inpod.Pod, ns *netns.NS) (inpod.Running, error) {
+	c := a.cfg
+	wild := c.Addrs.Inbound.Addr() // [::] or 0.0.0.0, as configured
+	sockets := proxy.NewHostSockets(c)
+	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
+	p := proxy.New(proxy.Deps{
+		Config: c, State: a.store, Certs: certs, Sockets: sockets, Authz: a.authz, Demand: demand, Drain: a.drain,
+		Pod: &pod.Info, Logger: logging.Scoped(a.log, "proxy").With("pod", pod.Info.Namespace+"/"+pod.Info.Name),
+		Listen: proxy.Listen{
+			Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
+			Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},
+			InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.InboundPlaintext.Port())},
+			HBONEPort:        c.Addrs.Inbound.Port(),
+		},
+	})
+	if err := p.Bind(ctx); err != nil {
+		return nil, err
+	}
+	certs.Prefetch(identity.New(c.TrustDomain, pod.Info.Namespace, pod.Info.ServiceAccount))
+	pctx, cancel := context.WithCancel(ctx)
+	pp := &podProxy{cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(pp.done); p.Run(pctx) }() // joined by Stop, which inpod calls
+	return pp, nil
+}
