@@ -75,6 +75,9 @@ func (a *App) Shutdown() { a.quitOnce.Do(func() { close(a.quit) }) }
 // Started is closed when the listeners are serving; Addrs is valid from then on.
 func (a *App) Started() <-chan struct{} { return a.started }
 
+// State is the store ztunnel serves from, for embedders and tests to feed or inspect.
+func (a *App) State() *state.Store { return a.store }
+
 // Addrs returns the bound listener addresses.
 func (a *App) Addrs() Bound {
 	a.mu.Lock()
@@ -108,13 +111,12 @@ func (a *App) Run(ctx context.Context) error {
 	if fetcher != nil {
 		certs = a.runCerts(bgCtx, &bg, fetcher)
 	}
-	var prx *proxy.Proxy
 	if a.cfg.InPod {
 		if certs == nil {
 			return fmt.Errorf("in-pod mode needs certificates: set CA_ADDRESS or FAKE_CA=true")
 		}
 		a.runInPod(bgCtx, &bg, certs, synced, demand)
-	} else if prx, err = a.startProxy(bgCtx, &bg, certs, synced, demand); err != nil {
+	} else if err := a.startProxy(bgCtx, &bg, certs, synced, demand); err != nil {
 		return err
 	}
 	servers, err := a.bind(static, certs)
@@ -133,7 +135,7 @@ func (a *App) Run(ctx context.Context) error {
 	case <-a.quit:
 		a.log.Info("shutdown requested, starting drain", "deadline", a.cfg.TerminationDeadline.String())
 	}
-	a.stop(servers, prx, stopBackground)
+	a.stop(servers, stopBackground)
 	wg.Wait()
 	a.log.Info("ztunnel stopped")
 	return nil
@@ -176,14 +178,11 @@ func (a *App) bind(static any, certs *certmgr.Manager) ([]*httpServer, error) {
 // stop flips readiness to failing, stops accepting, drains in-flight connections, then
 // stops the rest in reverse start order, all within one termination deadline: past it,
 // what is still open is closed, so the process always exits in time.
-func (a *App) stop(servers []*httpServer, prx *proxy.Proxy, stopBackground func()) {
+func (a *App) stop(servers []*httpServer, stopBackground func()) {
 	a.ready.Register("shutdown")
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.TerminationDeadline)
 	defer cancel()
-	if prx != nil {
-		prx.StopAccepting()
-	}
-	if open := a.drain.Wait(ctx); open > 0 {
+	if open := a.drain.Wait(ctx); open > 0 { // proxies stop accepting when the drain starts
 		a.log.Warn("drain deadline reached, closing connections", "open", open)
 	}
 	stopBackground() // proxies close what is left; certificates stop

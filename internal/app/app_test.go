@@ -141,7 +141,7 @@ func TestBadStaticConfigFailsStart(t *testing.T) {
 }
 
 func TestStateManagerPendingWhileIstiodUnreachable(t *testing.T) {
-	a := newTestApp(t, "XDS_ADDRESS=http://127.0.0.1:1", "FAKE_CA=true")
+	a := newTestApp(t, "XDS_ADDRESS=http://127.0.0.1:1", "FAKE_CA=true", "INPOD_ENABLED=false")
 	wait := start(t, a)
 	code, body := get(t, a.Addrs().Readiness[0], "/healthz/ready")
 	if code != 500 || body != "not ready, pending: proxy, state manager\n" {
@@ -159,7 +159,7 @@ func TestStateManagerPendingWhileIstiodUnreachable(t *testing.T) {
 func TestXDSSyncMakesReady(t *testing.T) {
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/from-istiod", ztest.AsAddress(ztest.Workload("default", "from-istiod", "10.1.2.3")))
-	a := newTestApp(t, "XDS_ADDRESS="+fake.Address, "FAKE_CA=true", "AUTH_TOKEN=token")
+	a := newTestApp(t, "XDS_ADDRESS="+fake.Address, "FAKE_CA=true", "AUTH_TOKEN=token", "INPOD_ENABLED=false")
 	wait := start(t, a)
 	for range 500 { // bounded wait for the sync
 		if code, _ := get(t, a.Addrs().Readiness[0], "/healthz/ready"); code == 200 {

@@ -52,7 +52,7 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
 	p := proxy.New(proxy.Deps{
 		Config: c, State: a.store, Certs: certs, Sockets: sockets, Authz: a.authz, Demand: demand, Drain: a.drain,
-		Pod: &pod.Info, Logger: logging.Scoped(a.log, "proxy").With("pod", pod.Info.Namespace+"/"+pod.Info.Name),
+		Pod: &pod.Info, Logger: logging.Scoped(a.log, "proxy"),
 		Listen: proxy.Listen{
 			Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
 			Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},

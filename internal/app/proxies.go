@@ -27,15 +27,15 @@ func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, stri
 // once the state is synced, as Rust ztunnel waits for the first xDS answers; until then
 // readiness says "proxy" is pending. Without certificates there is no HBONE and no proxy.
 func (a *App) startProxy(ctx context.Context, wg *sync.WaitGroup, certs *certmgr.Manager, synced <-chan struct{},
-	demand func(context.Context, string) error) (*proxy.Proxy, error) {
+	demand func(context.Context, string) error) error {
 	task := a.ready.Register("proxy")
 	if certs == nil {
 		a.log.Warn("proxies not started: no certificate source")
-		return nil, nil
+		return nil
 	}
 	p := a.newProxy(certs, demand)
 	if err := p.Bind(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	wg.Go(func() {
 		select {
@@ -45,5 +45,5 @@ func (a *App) startProxy(ctx context.Context, wg *sync.WaitGroup, certs *certmgr
 		}
 		p.Run(ctx) // returns at once when ctx has ended, closing the listeners
 	})
-	return p, nil
+	return nil
 }

@@ -21,6 +21,8 @@ type Client struct {
 	path string
 	m    *manager
 	log  *slog.Logger
+	// Retry is how often pending pods are started again (RetryInterval); set before Run.
+	Retry time.Duration
 }
 
 // New prepares a client of the ZDS socket at path (INPOD_UDS). ready ("workload proxy
@@ -29,7 +31,7 @@ func New(path string, start Starter, log *slog.Logger, ready *readiness.Task) *C
 	if log == nil {
 		log = logging.Discard()
 	}
-	return &Client{path: path, m: newManager(start, log, ready), log: log}
+	return &Client{path: path, m: newManager(start, log, ready), log: log, Retry: RetryInterval}
 }
 
 // Run connects, reconnecting with backoff (10 ms doubling to 15 s), until ctx ends; then
@@ -56,7 +58,7 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 func (c *Client) retryLoop(ctx context.Context) {
-	t := time.NewTicker(RetryInterval)
+	t := time.NewTicker(c.Retry)
 	defer t.Stop()
 	for {
 		select {

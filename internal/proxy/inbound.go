@@ -187,7 +187,8 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 	}
 	src := addrPort(c.RemoteAddr())
 	dst, err := p.deps.Sockets.OriginalDst(tc)
-	log := p.log.With("src.addr", src.String(), "dst.addr", dst.String(), "direction", "inbound")
+	log := logging.Span(logging.Scoped(p.log, "inbound_passthrough"), "inbound_passthrough",
+		"peer_ip", src.Addr().String(), "dst", dst.String())
 	snap := p.deps.State.Snapshot()
 	var dstW *state.Workload
 	if err == nil {

@@ -75,7 +75,7 @@ type Deps struct {
 	Drain  *drain.Drain
 	// Pod, in in-pod mode, is the workload this proxy serves: the source of its outbound
 	// connections and the destination of its inbound ones, whatever the addresses.
-	Pod *Pod
+	Pod    *Pod
 	Logger *slog.Logger
 }
 
@@ -180,7 +180,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 		wg.Go(func() { p.acceptLoop(b, conns) })
 	}
 	p.mu.Unlock()
-	<-ctx.Done()
+	select {
+	case <-p.deps.Drain.Draining(): // shutdown begins: take no new work, let peers go
+		p.StopAccepting()
+		<-ctx.Done()
+	case <-ctx.Done():
+	}
 	p.StopAccepting()
 	p.tracker.closeAll()
 	stopPool()
@@ -190,7 +195,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 }
 
 // StopAccepting closes the listeners and tells inbound peers (GOAWAY) to open no new
-// streams; connections in flight continue. Later calls do nothing.
+// streams; connections in flight continue. Run calls it when the drain starts.
 func (p *Proxy) StopAccepting() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

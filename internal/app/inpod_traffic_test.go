@@ -1,0 +1,127 @@
+//go:build linux
+
+package app_test
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"istio.io/istio/pkg/workloadapi/security"
+
+	"github.com/ztunnel-go/ztunnel/internal/state"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
+)
+
+// TestInPod runs real pod traffic through two in-pod ztunnels on the netns bed.
+func TestInPod(t *testing.T) {
+	c := newCluster(t)
+	sleep, plain := c.pods["sleep"], c.pods["plain"]
+
+	t.Run("same-node pod to pod over HBONE keeps identity and client IP", func(t *testing.T) {
+		server, client, err := ask(t, sleep, "10.70.1.12:8080")
+		if err != nil || server != "10.70.1.12:8080" || host(client) != sleep.IP {
+			t.Fatalf("echo-a saw %q from %q (%v), want its own address and sleep's %s", server, client, err, sleep.IP)
+		}
+		if !c.nodes[1].logs.WaitFor("peer_id=spiffe://cluster.local/ns/foo/sa/sleep}: inbound: RBAC allowed conn=10.70.1.10(") {
+			t.Errorf("node 1's inbound did not see sleep's identity:\n%s", c.nodes[1].logs)
+		}
+	})
+	t.Run("cross-node pod to pod over HBONE", func(t *testing.T) {
+		server, client, err := ask(t, sleep, "10.70.2.10:8080")
+		if err != nil || server != "10.70.2.10:8080" || host(client) != sleep.IP {
+			t.Fatalf("echo-b saw %q from %q (%v)", server, client, err)
+		}
+		if !c.nodes[2].logs.WaitFor("peer_ip=10.70.1.10 peer_id=spiffe://cluster.local/ns/foo/sa/sleep}") {
+			t.Errorf("node 2's inbound did not see sleep's identity:\n%s", c.nodes[2].logs)
+		}
+	})
+	t.Run("service VIP balanced across nodes", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 30 {
+			server, client, err := ask(t, sleep, "10.96.0.10:80")
+			if err != nil || host(client) != sleep.IP {
+				t.Fatalf("via the VIP: %q from %q (%v)", server, client, err)
+			}
+			seen[server]++
+		}
+		if seen["10.70.1.12:8080"] == 0 || seen["10.70.2.10:8080"] == 0 || len(seen) != 2 {
+			t.Errorf("VIP spread %v, want both echo pods on 8080", seen)
+		}
+	})
+	t.Run("mesh pod to a pod outside the mesh: plain TCP", func(t *testing.T) {
+		server, client, err := ask(t, sleep, plain.IP+":8080")
+		if err != nil || server != plain.IP+":8080" || host(client) != sleep.IP {
+			t.Fatalf("plain saw %q from %q (%v)", server, client, err)
+		}
+	})
+	t.Run("pod outside the mesh to a mesh pod: the 15006 path", func(t *testing.T) {
+		server, client, err := ask(t, plain, "10.70.2.10:8080")
+		if err != nil || server != "10.70.2.10:8080" || host(client) != plain.IP {
+			t.Fatalf("echo-b saw %q from %q (%v), want the plain pod's %s", server, client, err, plain.IP)
+		}
+		if !c.nodes[2].logs.WaitFor("RBAC allowed conn=10.70.2.11(None)->10.70.2.10:8080") {
+			t.Errorf("no plaintext inbound decision logged:\n%s", c.nodes[2].logs)
+		}
+	})
+	t.Run("the seed's DENY from foo resets the connection", func(t *testing.T) {
+		store := c.nodes[2].app.State()
+		store.Apply(state.Update{Policies: []*security.Authorization{ztest.DenyFromNamespace("default", "httpbin", "foo")}})
+		defer store.Apply(state.Update{RemovedPolicies: []string{"default/httpbin"}})
+		_, _, err := ask(t, sleep, "10.70.2.10:8080")
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("sleep → echo-b under DENY: %v, want connection reset", err)
+		}
+		want := "RBAC rejected conn=10.70.1.10(spiffe://cluster.local/ns/foo/sa/sleep)->10.70.2.10:8080"
+		if !c.nodes[2].logs.WaitFor(want) {
+			t.Errorf("node 2 did not log %q", want)
+		}
+	})
+	t.Run("a pod calling ztunnel's ports directly is refused", func(t *testing.T) {
+		for _, addr := range []string{"127.0.0.1:15001", "127.0.0.1:15006", sleep.IP + ":15008"} {
+			conn, err := sleep.Dial(addr)
+			if err != nil {
+				continue // refused outright
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+			if b, err := io.ReadAll(conn); err == nil && len(b) > 0 || strings.Contains(string(b), "HTTP") {
+				t.Errorf("%s answered %q", addr, b)
+			}
+			conn.Close()
+		}
+	})
+	t.Run("a deleted pod's connections are torn down", func(t *testing.T) {
+		conn, err := c.pods["other"].Dial("10.70.2.10:8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64)
+		if _, err := conn.Read(buf); err != nil {
+			t.Fatalf("tunnel not up: %v", err)
+		}
+		if ack, err := c.cnis[1].DelPod("uid-other"); err != nil || ack != "" {
+			t.Fatalf("DelPod: %q %v", ack, err)
+		}
+		if _, err := io.ReadAll(conn); err == nil {
+			// io.ReadAll returns nil at EOF: the connection ended, which is what we want.
+		}
+		conn.Write([]byte("x"))
+		if _, err := conn.Read(buf); err == nil {
+			t.Error("the deleted pod's connection still carries bytes")
+		}
+	})
+	t.Run("after a ztunnel restart istio-cni replays and traffic recovers", func(t *testing.T) {
+		c.nodes[1].stop()
+		c.start(t, 1)
+		server, client, err := ask(t, sleep, "10.70.2.10:8080")
+		if err != nil || server != "10.70.2.10:8080" || host(client) != sleep.IP {
+			t.Fatalf("after restart: %q from %q (%v)", server, client, err)
+		}
+	})
+}

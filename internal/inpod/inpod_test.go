@@ -1,0 +1,187 @@
+//go:build linux
+
+package inpod_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+	"istio.io/istio/pkg/zdsapi"
+
+	"github.com/ztunnel-go/ztunnel/internal/inpod"
+	"github.com/ztunnel-go/ztunnel/internal/netns"
+	"github.com/ztunnel-go/ztunnel/internal/readiness"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// starter records pod starts and stops; fail makes the next starts of a pod fail.
+type starter struct {
+	mu      sync.Mutex
+	running map[string]bool
+	fail    map[string]error
+	starts  map[string]int
+}
+
+type run struct {
+	s   *starter
+	uid string
+}
+
+func (r run) Stop() { r.s.mu.Lock(); delete(r.s.running, r.uid); r.s.mu.Unlock() }
+
+func (s *starter) start(p inpod.Pod, _ *netns.NS) (inpod.Running, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.starts[p.UID]++
+	if err := s.fail[p.UID]; err != nil {
+		return nil, err
+	}
+	s.running[p.UID] = true
+	return run{s, p.UID}, nil
+}
+
+func (s *starter) is(uid string) bool { s.mu.Lock(); defer s.mu.Unlock(); return s.running[uid] }
+func (s *starter) setFail(uid string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		delete(s.fail, uid)
+	} else {
+		s.fail[uid] = err
+	}
+}
+
+const selfNS = "/proc/self/ns/net" // a real network namespace anyone may open
+
+func setup(t *testing.T) (*ztest.FakeCNI, *starter, *readiness.Tracker) {
+	t.Helper()
+	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
+	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}}
+	tr := readiness.New()
+	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"))
+	c.Retry = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return cni, s, tr
+}
+
+func TestSnapshotThenAddsAndDeletes(t *testing.T) {
+	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
+	cni.AddPod("uid-a", "ns", "a", "sa", selfNS) // known before ztunnel connects: replayed
+	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}}
+	tr := readiness.New()
+	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	ztest.Eventually(t, "the replay and readiness", func() bool { return s.is("uid-a") && len(tr.Pending()) == 0 })
+	if ack, err := cni.AddPod("uid-b", "ns", "b", "sa", selfNS); ack != "" || err != nil || !s.is("uid-b") {
+		t.Errorf("add: %q %v", ack, err)
+	}
+	if ack, err := cni.DelPod("uid-a"); ack != "" || err != nil || s.is("uid-a") {
+		t.Errorf("del: %q %v, running %v", ack, err, s.is("uid-a"))
+	}
+	cancel()
+	wg.Wait()
+	if s.is("uid-b") {
+		t.Error("pods still running after shutdown")
+	}
+}
+
+func TestBadInputIsRefusedWithoutHarm(t *testing.T) {
+	cni, s, _ := setup(t)
+	ztest.Eventually(t, "connected", cni.Connected)
+	cni.AddPod("uid-ok", "ns", "ok", "sa", selfNS)
+	add, _ := proto.Marshal(&zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Add{Add: &zdsapi.AddWorkload{Uid: "uid-x"}}})
+	keep, _ := proto.Marshal(&zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Keep{Keep: &zdsapi.KeepWorkload{Uid: "uid-ok"}}})
+	notNS, _ := os.Open(os.Args[0]) // a file, but not a namespace
+	defer notNS.Close()
+	nsFile, _ := os.Open(selfNS)
+	defer nsFile.Close()
+	tests := []struct {
+		name  string
+		msg   []byte
+		files []*os.File
+		want  string
+	}{
+		{"undecodable message", []byte{0xff, 0xff, 0xff}, nil, "undecodable message"},
+		{"Add without its fd", add, nil, "an Add needs exactly one"},
+		{"Add with two fds", add, []*os.File{nsFile, nsFile}, "an Add needs exactly one"},
+		{"Del with an fd", mustDel(t), []*os.File{nsFile}, "an Add needs exactly one and nothing else any"},
+		{"fd that is not a network namespace", add, []*os.File{notNS}, "not a network namespace"},
+		{"Keep after the snapshot", keep, nil, "Keep after the snapshot"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ack string
+			var err error
+			ztest.Eventually(t, "an answer (ztunnel reconnects after a protocol error)", func() bool {
+				ack, err = cni.SendRaw(tt.msg, tt.files...)
+				return err == nil
+			})
+			if !strings.Contains(ack, tt.want) {
+				t.Errorf("answer %q, %v; want a NACK containing %q", ack, err, tt.want)
+			}
+			if !s.is("uid-ok") {
+				t.Error("a pod already served was affected")
+			}
+		})
+	}
+}
+
+func mustDel(t *testing.T) []byte {
+	b, err := proto.Marshal(&zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Del{Del: &zdsapi.DelWorkload{Uid: "uid-none"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFailedStartStaysPendingAndIsRetried(t *testing.T) {
+	cni, s, tr := setup(t)
+	ztest.Eventually(t, "ready", func() bool { return len(tr.Pending()) == 0 })
+	s.setFail("uid-p", errors.New("address already in use"))
+	ack, _ := cni.AddPod("uid-p", "ns", "p", "sa", selfNS)
+	if !strings.Contains(ack, "address already in use") {
+		t.Errorf("answer %q, want a NACK with the reason", ack)
+	}
+	s.setFail("uid-p", nil)
+	ztest.Eventually(t, "the retry to start the pod", func() bool { return s.is("uid-p") })
+}
+
+func TestReplayDrainsPodsNotNamed(t *testing.T) {
+	cni, s, _ := setup(t)
+	ztest.Eventually(t, "connected", cni.Connected)
+	cni.AddPod("uid-gone", "ns", "gone", "sa", selfNS)
+	cni.AddPod("uid-stays", "ns", "stays", "sa", selfNS)
+	// istio-cni restarts and no longer knows uid-gone: it is dropped from the fake, then
+	// the connection is cut so that ztunnel reconnects and gets the new snapshot.
+	cni.DelPod("uid-gone")
+	cni.AddPod("uid-gone", "ns", "gone", "sa", selfNS)
+	cni.Forget("uid-gone")
+	cni.Reconnect()
+	ztest.Eventually(t, "the reconcile", func() bool { return !s.is("uid-gone") && s.is("uid-stays") })
+}
+
+func TestSameUIDNewNamespaceReplaces(t *testing.T) {
+	cni, s, _ := setup(t)
+	ztest.Eventually(t, "connected", cni.Connected)
+	cni.AddPod("uid-a", "ns", "a", "sa", selfNS)
+	cni.AddPod("uid-a", "ns", "a", "sa", selfNS) // same namespace: kept as is
+	if s.starts["uid-a"] != 1 || !s.is("uid-a") {
+		t.Errorf("%d starts for a replayed pod, want 1", s.starts["uid-a"])
+	}
+}

@@ -1,0 +1,188 @@
+//go:build linux
+
+package ztest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/netns"
+)
+
+// Bed is a small cluster made of network namespaces: nodes (a bridge each, linked to
+// each other) and pods (a veth on their node's bridge). Mesh pods get the iptables rules
+// istio-cni installs for in-pod mode. Only addresses the bed assigns are used, and no
+// namespace has a route out. Building it needs root, ip and iptables.
+type Bed struct {
+	t   testing.TB
+	id  string
+	nss []string // namespaces to delete, in creation order
+}
+
+// NewBed starts a bed that is torn down with the test. Not root: the test is skipped.
+func NewBed(t testing.TB) *Bed {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the netns test bed needs root (network namespaces, iptables); CI runs it as root")
+	}
+	for _, tool := range []string{"ip", "iptables-restore"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: install iproute2 and iptables (.ci/run does)", tool)
+		}
+	}
+	b := &Bed{t: t, id: fmt.Sprintf("zt%d", os.Getpid()%100000)}
+	t.Cleanup(func() {
+		for i := len(b.nss) - 1; i >= 0; i-- {
+			exec.Command("ip", "netns", "del", b.nss[i]).Run()
+		}
+	})
+	return b
+}
+
+func (b *Bed) run(args ...string) {
+	b.t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		b.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (b *Bed) addNS(name string) {
+	b.run("ip", "netns", "add", name)
+	b.nss = append(b.nss, name)
+	b.run("ip", "-n", name, "link", "set", "lo", "up")
+}
+
+// BedNode is a node: its pods are 10.70.<idx>.0/24 behind the bridge at .1.
+type BedNode struct {
+	b    *Bed
+	Idx  int
+	NS   string
+	pods int
+}
+
+// Node adds node idx (1..9).
+func (b *Bed) Node(idx int) *BedNode {
+	n := &BedNode{b: b, Idx: idx, NS: fmt.Sprintf("%s-n%d", b.id, idx)}
+	b.addNS(n.NS)
+	b.run("ip", "-n", n.NS, "link", "add", "br0", "type", "bridge")
+	b.run("ip", "-n", n.NS, "addr", "add", fmt.Sprintf("10.70.%d.1/24", idx), "dev", "br0")
+	b.run("ip", "-n", n.NS, "link", "set", "br0", "up")
+	b.run("ip", "netns", "exec", n.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	return n
+}
+
+// Link joins two nodes with a veth pair and routes each one's pods via the other.
+func (b *Bed) Link(x, y *BedNode) {
+	b.run("ip", "-n", x.NS, "link", "add", "peer", "type", "veth", "peer", "name", "peer", "netns", y.NS)
+	for i, n := range []*BedNode{x, y} {
+		other := []*BedNode{y, x}[i]
+		b.run("ip", "-n", n.NS, "addr", "add", fmt.Sprintf("10.71.0.%d/30", i+1), "dev", "peer")
+		b.run("ip", "-n", n.NS, "link", "set", "peer", "up")
+		b.run("ip", "-n", n.NS, "route", "add", fmt.Sprintf("10.70.%d.0/24", other.Idx), "via", fmt.Sprintf("10.71.0.%d", 2-i))
+	}
+}
+
+// BedPod is a pod: one interface, eth0, with its address.
+type BedPod struct {
+	Node *BedNode
+	Name string
+	NS   string
+	IP   string
+	Path string // the namespace file, as istio-cni hands it over
+}
+
+// Pod adds a pod; a mesh pod gets istio-cni's in-pod redirection rules.
+func (n *BedNode) Pod(name string, mesh bool) *BedPod {
+	b := n.b
+	n.pods++
+	p := &BedPod{Node: n, Name: name, NS: fmt.Sprintf("%s-n%d-%s", b.id, n.Idx, name),
+		IP: fmt.Sprintf("10.70.%d.%d", n.Idx, 9+n.pods)}
+	p.Path = "/var/run/netns/" + p.NS
+	b.addNS(p.NS)
+	veth := fmt.Sprintf("v%d", n.pods)
+	b.run("ip", "-n", n.NS, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", p.NS)
+	b.run("ip", "-n", n.NS, "link", "set", veth, "master", "br0", "up")
+	b.run("ip", "-n", p.NS, "addr", "add", p.IP+"/24", "dev", "eth0")
+	b.run("ip", "-n", p.NS, "link", "set", "eth0", "up")
+	b.run("ip", "-n", p.NS, "route", "add", "default", "via", fmt.Sprintf("10.70.%d.1", n.Idx))
+	if mesh {
+		p.redirect()
+	}
+	return p
+}
+
+// inPodRules are istio-cni's in-pod rules (its default.golden, less DNS capture): TCP
+// from the pod to anywhere but localhost goes to 15001, TCP to the pod to any port but
+// 15008 goes to 15006; ztunnel's own sockets carry mark 0x539 and are let through, and
+// connections they answer are marked 0x111 so replies to spoofed sources come back.
+const inPodRules = `*mangle
+:ISTIO_PRERT - [0:0]
+:ISTIO_OUTPUT - [0:0]
+-A PREROUTING -j ISTIO_PRERT
+-A OUTPUT -j ISTIO_OUTPUT
+-A ISTIO_OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff
+-A ISTIO_PRERT -m mark --mark 0x539/0xfff -j CONNMARK --set-xmark 0x111/0xfff
+COMMIT
+*nat
+:ISTIO_PRERT - [0:0]
+:ISTIO_OUTPUT - [0:0]
+-A PREROUTING -j ISTIO_PRERT
+-A OUTPUT -j ISTIO_OUTPUT
+-A ISTIO_PRERT -s 169.254.7.127/32 -p tcp -m tcp -j ACCEPT
+-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006
+-A ISTIO_OUTPUT -d 169.254.7.127/32 -p tcp -m tcp -j ACCEPT
+-A ISTIO_OUTPUT -p tcp -m connmark --mark 0x111/0xfff -j ACCEPT
+-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT
+-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001
+COMMIT
+`
+
+func (p *BedPod) redirect() {
+	b := p.Node.b
+	cmd := exec.Command("ip", "netns", "exec", p.NS, "iptables-restore")
+	cmd.Stdin = strings.NewReader(inPodRules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.t.Fatalf("installing in-pod rules in %s: %v\n%s", p.NS, err, out)
+	}
+	b.run("ip", "-n", p.NS, "rule", "add", "fwmark", "0x111/0xfff", "pref", "32764", "lookup", "100")
+	b.run("ip", "-n", p.NS, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
+}
+
+// Do runs fn with the calling thread in the pod's namespace (to create sockets there).
+func (p *BedPod) Do(fn func() error) error {
+	ns, err := netns.Open(p.Path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return ns.Do(fn)
+}
+
+// Listen opens a TCP listener inside the pod, as its app would.
+func (p *BedPod) Listen(t testing.TB, port int) net.Listener {
+	t.Helper()
+	var l net.Listener
+	if err := p.Do(func() (err error) { l, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", port)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Dial connects from inside the pod, as its app would (its traffic is then captured).
+func (p *BedPod) Dial(addr string) (net.Conn, error) {
+	var c net.Conn
+	err := p.Do(func() (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var d net.Dialer
+		c, err = d.DialContext(ctx, "tcp", addr)
+		return err
+	})
+	return c, err
+}
