@@ -15,6 +15,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/admin"
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
+	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
 )
@@ -134,5 +135,40 @@ func TestDebugAuthz(t *testing.T) {
 	}
 	if code, _, _ := f.do("GET", "/debug/authz?src=nope"); code != 400 {
 		t.Errorf("bad query = %d, want 400", code)
+	}
+}
+
+func TestWorkloadStateForIstioctl(t *testing.T) {
+	f := newFixture(t)
+	reg := conns.New()
+	pod := conns.Workload{Key: "54ce2023-7c77", Name: "sleep-abc", Namespace: "foo", ServiceAccount: "sleep"}
+	reg.SetPod(pod, true)
+	reg.SetPod(conns.Workload{Key: "pending-1", Name: "late", Namespace: "foo"}, false)
+	done := reg.Add(pod, &conns.Conn{Src: "10.0.0.1:40000", OriginalDst: "10.96.0.1:80", ActualDst: "10.0.0.2:15008", Protocol: "HBONE"})
+	defer done()
+	reg.Add(pod, &conns.Conn{Inbound: true, Src: "10.0.0.9:5000", ActualDst: "10.0.0.1:8080", Protocol: "TCP"})
+	f.srv = admin.New(admin.Deps{Config: f.cfg, State: f.store, Levels: f.levels, Conns: reg})
+	_, body, _ := f.do("GET", "/config_dump")
+	var d struct {
+		WorkloadState map[string]admin.WorkloadStateJSON `json:"workloadState"`
+	}
+	json.Unmarshal([]byte(body), &d)
+	ws := d.WorkloadState["54ce2023-7c77"]
+	if ws.State != "Up" || len(ws.Connections.Outbound) != 1 || *ws.Connections.Outbound[0].OriginalDst != "10.96.0.1:80" ||
+		len(ws.Connections.Inbound) != 1 || ws.Connections.Inbound[0].OriginalDst != nil || d.WorkloadState["pending-1"].State != "Pending" {
+		t.Errorf("workloadState = %+v", d.WorkloadState)
+	}
+	var out bytes.Buffer
+	cw := &configdump.ConfigWriter{Stdout: &out}
+	if err := cw.Prime([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.PrintConnectionsSummary(configdump.ConnectionsFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"sleep-abc.foo", "Outbound", "10.0.0.2:15008", "HBONE", "Inbound", "10.0.0.9:5000"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("istioctl connections lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -15,7 +16,7 @@ type dump struct {
 	Version        versionJSON                              `json:"version"`
 	Config         configJSON                               `json:"config"`
 	Certificates   []CertificateJSON                        `json:"certificates"`
-	WorkloadState  map[string]any                           `json:"workloadState"`
+	WorkloadState  map[string]WorkloadStateJSON             `json:"workloadState"`
 }
 
 type versionJSON struct {
@@ -58,7 +59,7 @@ func (s *Server) buildDump(snap *state.Snapshot) dump {
 		Version:        s.versionJSON(),
 		Config:         s.configJSON(),
 		Certificates:   s.certificatesJSON(),
-		WorkloadState:  map[string]any{},
+		WorkloadState:  workloadState(s.deps.Conns),
 	}
 	for _, w := range snap.Workloads() {
 		d.Workloads = append(d.Workloads, w.JSON())
@@ -87,4 +88,56 @@ func (s *Server) versionJSON() versionJSON {
 	return versionJSON{Version: v.Version, GitRevision: v.GitRevision, GoVersion: v.GoVersion,
 		BuildProfile: "release", BuildStatus: v.BuildStatus,
 		IstioVersion: s.deps.Config.IstioVersion(), CryptoProvider: "go"}
+}
+
+// WorkloadStateJSON is one pod's (or workload's) entry: its state and live connections,
+// in the shape `istioctl ztunnel-config connections` reads.
+type WorkloadStateJSON struct {
+	State       string           `json:"state,omitempty"`
+	Connections ConnectionsJSON  `json:"connections"`
+	Info        WorkloadInfoJSON `json:"info"`
+}
+
+// ConnectionsJSON are the live connections of a workload.
+type ConnectionsJSON struct {
+	Inbound  []ConnJSON `json:"inbound"`
+	Outbound []ConnJSON `json:"outbound"`
+}
+
+// ConnJSON is one connection; originalDst is null when there is none.
+type ConnJSON struct {
+	Src         string  `json:"src"`
+	OriginalDst *string `json:"originalDst"`
+	ActualDst   string  `json:"actualDst"`
+	Protocol    string  `json:"protocol"`
+}
+
+// WorkloadInfoJSON names the workload.
+type WorkloadInfoJSON struct {
+	Name           string `json:"name"`
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"serviceAccount"`
+}
+
+func workloadState(r *conns.Registry) map[string]WorkloadStateJSON {
+	out := map[string]WorkloadStateJSON{}
+	for key, st := range r.Dump() {
+		w := st.Workload
+		j := WorkloadStateJSON{State: st.State, Info: WorkloadInfoJSON{Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount},
+			Connections: ConnectionsJSON{Inbound: connsJSON(st.Inbound), Outbound: connsJSON(st.Outbound)}}
+		out[key] = j
+	}
+	return out
+}
+
+func connsJSON(cs []conns.Conn) []ConnJSON {
+	out := make([]ConnJSON, 0, len(cs))
+	for _, c := range cs {
+		j := ConnJSON{Src: c.Src, ActualDst: c.ActualDst, Protocol: c.Protocol}
+		if c.OriginalDst != "" {
+			j.OriginalDst = optString(c.OriginalDst)
+		}
+		out = append(out, j)
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/version"
@@ -21,9 +22,10 @@ import (
 type Deps struct {
 	Config    *config.Config
 	State     *state.Store
-	Static    any          // the static config as loaded (JSON-encodable), or nil
-	Certs     Certificates // nil when ztunnel has no certificate source
-	Authz     Explainer    // nil when authorization is off
+	Static    any             // the static config as loaded (JSON-encodable), or nil
+	Certs     Certificates    // nil when ztunnel has no certificate source
+	Authz     Explainer       // nil when authorization is off
+	Conns     *conns.Registry // live connections, for workloadState; nil: none
 	Levels    *logging.Levels
 	Version   version.Info
 	ProxyArgs string // the command line after the program name, as 1.18 showed it

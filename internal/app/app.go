@@ -17,6 +17,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/admin"
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
@@ -39,6 +40,8 @@ type App struct {
 	registry *prometheus.Registry
 	listen   proxy.Listen // the proxies' listeners; from the config unless a test sets them
 	authz    *rbac.Engine
+	traffic  *metrics.Traffic // Istio's TCP metrics, shared by every proxy
+	conns    *conns.Registry  // live connections and pods, for the dump
 
 	quitOnce sync.Once
 	quit     chan struct{} // closed by Shutdown
@@ -66,6 +69,8 @@ func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 		listen:   proxy.ListenFromConfig(cfg),
 	}
 	a.authz = rbac.NewEngine(a.store)
+	a.traffic = metrics.NewTraffic(a.registry)
+	a.conns = conns.New()
 	return a
 }
 
@@ -153,7 +158,7 @@ func (a *App) bind(static any, certs *certmgr.Manager) ([]*httpServer, error) {
 		certDump = certs
 	}
 	adm := admin.New(admin.Deps{
-		Config: a.cfg, State: a.store, Static: static, Certs: certDump, Authz: a.authz, Levels: a.levels, Version: version.Get(),
+		Config: a.cfg, State: a.store, Static: static, Certs: certDump, Authz: a.authz, Conns: a.conns, Levels: a.levels, Version: version.Get(),
 		ProxyArgs: proxyArgs(os.Args[1:]), Shutdown: a.Shutdown,
 		Logger: logging.Scoped(a.log, "admin"),
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/inpod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/netns"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
 )
@@ -22,7 +23,8 @@ func (a *App) runInPod(ctx context.Context, wg *sync.WaitGroup, certs *certmgr.M
 	start := func(pod inpod.Pod, ns *netns.NS) (inpod.Running, error) {
 		return a.startPod(ctx, certs, demand, pod, ns)
 	}
-	c := inpod.New(a.cfg.InPodUDS, start, logging.Scoped(a.log, "inpod"), task)
+	c := inpod.New(a.cfg.InPodUDS, start, logging.Scoped(a.log, "inpod"), task, a.conns)
+	c.Metrics = metrics.NewWorkloadManager(a.registry)
 	wg.Go(func() {
 		select {
 		case <-synced:
@@ -52,7 +54,7 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
 	p := proxy.New(proxy.Deps{
 		Config: c, State: a.store, Certs: certs, Sockets: sockets, Authz: a.authz, Demand: demand, Drain: a.drain,
-		Pod: &pod.Info, Logger: logging.Scoped(a.log, "proxy"),
+		Pod: &pod.Info, PodUID: pod.UID, Traffic: a.traffic, Conns: a.conns, Logger: logging.Scoped(a.log, "proxy"),
 		Listen: proxy.Listen{
 			Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
 			Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},

@@ -3,8 +3,11 @@
 package app_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -80,6 +83,59 @@ func TestInPod(t *testing.T) {
 			t.Errorf("node 2 did not log %q", want)
 		}
 	})
+	t.Run("live connections in the dump and bytes in the metrics", func(t *testing.T) {
+		conn, err := sleep.Dial("10.70.2.10:8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn.Read(make([]byte, 64)) // the echo server's greeting
+		payload := strings.Repeat("m", 4000)
+		conn.Write([]byte(payload))
+		io.ReadFull(conn, make([]byte, len(payload)))
+		var d struct {
+			WorkloadState map[string]struct {
+				State       string
+				Connections struct {
+					Inbound, Outbound []struct{ Src, ActualDst, Protocol string }
+				}
+			} `json:"workloadState"`
+		}
+		getJSON(t, c.nodes[1], "/config_dump", &d)
+		ws := d.WorkloadState["uid-sleep"]
+		if ws.State != "Up" || len(ws.Connections.Outbound) == 0 || ws.Connections.Outbound[0].ActualDst != "10.70.2.10:15008" ||
+			ws.Connections.Outbound[0].Protocol != "HBONE" {
+			t.Errorf("node 1's workloadState for sleep = %+v", ws)
+		}
+		getJSON(t, c.nodes[2], "/config_dump", &d)
+		if in := d.WorkloadState["uid-echo-b"].Connections.Inbound; len(in) == 0 || !strings.HasPrefix(in[0].Src, sleep.IP+":") {
+			t.Errorf("node 2's inbound connections for echo-b = %+v", in)
+		}
+		conn.Close()
+		// client_golang writes labels sorted by name; what matters is each label's value. Earlier
+		// subtests left series with the same peers but a DENY flag or the echo service.
+		series := func() (float64, bool) {
+			for _, l := range strings.Split(scrape(t, c.nodes[2]), "\n") {
+				if strings.HasPrefix(l, "istio_tcp_received_bytes_total{") && strings.Contains(l, `reporter="destination"`) &&
+					strings.Contains(l, `source_principal="spiffe://cluster.local/ns/foo/sa/sleep"`) &&
+					strings.Contains(l, `source_workload_namespace="foo"`) && strings.Contains(l, `destination_workload_namespace="default"`) &&
+					strings.Contains(l, `connection_security_policy="mutual_tls"`) && strings.Contains(l, `response_flags="-"`) &&
+					strings.Contains(l, `destination_service="unknown"`) {
+					var v float64
+					fmt.Sscan(l[strings.LastIndex(l, " ")+1:], &v)
+					return v, true
+				}
+			}
+			return 0, false
+		}
+		for _, want := range []string{"workload_manager_active_proxy_count 3", "workload_manager_pending_proxy_count 0",
+			"workload_manager_proxies_started_total 3", "process_open_fds", "go_goroutines", "istio_build{"} {
+			if !strings.Contains(scrape(t, c.nodes[1]), "\n"+want) {
+				t.Errorf("node 1's metrics lack %q", want)
+			}
+		}
+		ztest.Eventually(t, "the destination's byte count", func() bool { v, ok := series(); return ok && v >= 4000 })
+	})
 	t.Run("a pod calling ztunnel's ports directly is refused", func(t *testing.T) {
 		for _, addr := range []string{"127.0.0.1:15001", "127.0.0.1:15006", sleep.IP + ":15008"} {
 			conn, err := sleep.Dial(addr)
@@ -124,4 +180,27 @@ func TestInPod(t *testing.T) {
 			t.Fatalf("after restart: %q from %q (%v)", server, client, err)
 		}
 	})
+}
+
+func getJSON(t *testing.T, n *ztNode, path string, v any) {
+	t.Helper()
+	resp, err := http.Get("http://" + n.app.Addrs().Admin[0].String() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scrape(t *testing.T, n *ztNode) string {
+	t.Helper()
+	resp, err := http.Get("http://" + n.app.Addrs().Stats[0].String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

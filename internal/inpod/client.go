@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
 )
 
@@ -23,20 +25,26 @@ type Client struct {
 	log  *slog.Logger
 	// Retry is how often pending pods are started again (RetryInterval); set before Run.
 	Retry time.Duration
+	// Metrics, when set before Run, counts the pods' proxies (workload_manager_*).
+	Metrics *metrics.WorkloadManager
 }
 
 // New prepares a client of the ZDS socket at path (INPOD_UDS). ready ("workload proxy
-// manager") is cleared once istio-cni's snapshot is in and no pod is pending.
-func New(path string, start Starter, log *slog.Logger, ready *readiness.Task) *Client {
+// manager") is cleared once istio-cni's snapshot is in and no pod is pending. reg, when
+// set, learns which pods are served (Up) or waiting (Pending).
+func New(path string, start Starter, log *slog.Logger, ready *readiness.Task, reg *conns.Registry) *Client {
 	if log == nil {
 		log = logging.Discard()
 	}
-	return &Client{path: path, m: newManager(start, log, ready), log: log, Retry: RetryInterval}
+	m := newManager(start, log, ready)
+	m.conns = reg
+	return &Client{path: path, m: m, log: log, Retry: RetryInterval}
 }
 
 // Run connects, reconnecting with backoff (10 ms doubling to 15 s), until ctx ends; then
 // it stops every pod's proxies and returns.
 func (c *Client) Run(ctx context.Context) error {
+	c.m.stats = c.Metrics
 	var wg sync.WaitGroup
 	wg.Go(func() { c.retryLoop(ctx) })
 	defer wg.Wait()

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 	"istio.io/istio/pkg/zdsapi"
 
 	"github.com/ztunnel-go/ztunnel/internal/inpod"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/netns"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
@@ -30,6 +32,24 @@ type starter struct {
 	running map[string]bool
 	fail    map[string]error
 	starts  map[string]int
+	reg     *prometheus.Registry // the client's workload_manager_* metrics
+}
+
+// metric reads one unlabelled gauge or counter from the client's registry.
+func (s *starter) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			m := f.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 type run struct {
@@ -66,9 +86,10 @@ const selfNS = "/proc/self/ns/net" // a real network namespace anyone may open
 func setup(t *testing.T) (*ztest.FakeCNI, *starter, *readiness.Tracker) {
 	t.Helper()
 	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
-	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}}
+	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}, reg: prometheus.NewRegistry()}
 	tr := readiness.New()
-	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"))
+	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"), nil)
+	c.Metrics = metrics.NewWorkloadManager(s.reg)
 	c.Retry = 20 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -80,9 +101,10 @@ func setup(t *testing.T) (*ztest.FakeCNI, *starter, *readiness.Tracker) {
 func TestSnapshotThenAddsAndDeletes(t *testing.T) {
 	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
 	cni.AddPod("uid-a", "ns", "a", "sa", selfNS) // known before ztunnel connects: replayed
-	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}}
+	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}, reg: prometheus.NewRegistry()}
 	tr := readiness.New()
-	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"))
+	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"), nil)
+	c.Metrics = metrics.NewWorkloadManager(s.reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { c.Run(ctx) })
@@ -158,8 +180,20 @@ func TestFailedStartStaysPendingAndIsRetried(t *testing.T) {
 	if !strings.Contains(ack, "address already in use") {
 		t.Errorf("answer %q, want a NACK with the reason", ack)
 	}
+	if p, a := s.metric(t, "workload_manager_pending_proxy_count"), s.metric(t, "workload_manager_active_proxy_count"); p != 1 || a != 0 {
+		t.Errorf("while failing: pending %v active %v, want 1 and 0", p, a)
+	}
 	s.setFail("uid-p", nil)
-	ztest.Eventually(t, "the retry to start the pod", func() bool { return s.is("uid-p") })
+	ztest.Eventually(t, "the retry to start the pod", func() bool {
+		return s.is("uid-p") && s.metric(t, "workload_manager_active_proxy_count") == 1
+	})
+	if p, n := s.metric(t, "workload_manager_pending_proxy_count"), s.metric(t, "workload_manager_proxies_started_total"); p != 0 || n != 1 {
+		t.Errorf("after the retry: pending %v started %v, want 0 and 1", p, n)
+	}
+	cni.DelPod("uid-p")
+	if n, a := s.metric(t, "workload_manager_proxies_stopped_total"), s.metric(t, "workload_manager_active_proxy_count"); n != 1 || a != 0 {
+		t.Errorf("after the delete: stopped %v active %v, want 1 and 0", n, a)
+	}
 }
 
 func TestReplayDrainsPodsNotNamed(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 
 	"istio.io/istio/pkg/zdsapi"
 
+	"github.com/ztunnel-go/ztunnel/internal/conns"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/netns"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
@@ -42,6 +44,8 @@ type manager struct {
 	start Starter
 	log   *slog.Logger
 	ready *readiness.Task
+	conns *conns.Registry          // pods Up or Pending, for the dump; nil-safe
+	stats *metrics.WorkloadManager // nil-safe
 
 	mu       sync.Mutex
 	pods     map[string]*podEntry
@@ -55,6 +59,7 @@ func newManager(start Starter, log *slog.Logger, ready *readiness.Task) *manager
 // handle applies one request; the error is the NACK text (nil: ACK). A protocol error
 // means the connection must be dropped after the NACK.
 func (m *manager) handle(msg message) error {
+	defer m.count()
 	switch p := msg.req.Payload.(type) {
 	case *zdsapi.WorkloadRequest_Add:
 		return m.add(p.Add, msg.file)
@@ -94,12 +99,15 @@ func (m *manager) add(a *zdsapi.AddWorkload, file *os.File) error {
 
 func (m *manager) startLocked(e *podEntry) error {
 	r, err := m.start(e.pod, e.ns)
+	m.conns.SetPod(conns.Workload{Key: e.pod.UID, Name: e.pod.Info.Name, Namespace: e.pod.Info.Namespace,
+		ServiceAccount: e.pod.Info.ServiceAccount}, err == nil)
 	if err != nil {
 		e.err = err
 		m.log.Warn("pod proxy failed to start; will retry", "pod", e.pod.Info.Namespace+"/"+e.pod.Info.Name, "uid", e.pod.UID, "error", err)
 		return err
 	}
 	e.running, e.err = r, nil
+	m.stats.Started()
 	m.log.Info("pod proxy started", "pod", e.pod.Info.Namespace+"/"+e.pod.Info.Name, "uid", e.pod.UID)
 	return nil
 }
@@ -156,6 +164,7 @@ func (m *manager) newConnection() {
 
 // retryPending tries again to start the pods whose start failed.
 func (m *manager) retryPending() {
+	defer m.count()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range m.pods {
@@ -179,16 +188,32 @@ func (m *manager) updateReadyLocked() {
 }
 
 func (m *manager) stopLocked(e *podEntry) {
+	m.conns.RemovePod(e.pod.UID)
 	if e.running != nil {
 		e.running.Stop()
 		e.running = nil
+		m.stats.Stopped()
 		m.log.Info("pod proxy stopped", "pod", e.pod.Info.Namespace+"/"+e.pod.Info.Name, "uid", e.pod.UID)
 	}
 	e.ns.Close()
 }
 
+// count publishes how many pods are served and pending.
+func (m *manager) count() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	active := 0
+	for _, e := range m.pods {
+		if e.running != nil {
+			active++
+		}
+	}
+	m.stats.Set(active, len(m.pods)-active)
+}
+
 // stopAll ends every pod (shutdown).
 func (m *manager) stopAll() {
+	defer m.count()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for uid, e := range m.pods {

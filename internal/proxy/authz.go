@@ -44,10 +44,12 @@ func connString(c rbac.Conn) string {
 }
 
 // recheck is kept with an inbound connection so a policy change can end it.
-func (p *Proxy) recheck(log *slog.Logger, c rbac.Conn, uid string) func(*state.Snapshot) bool {
+func (p *Proxy) recheck(log *slog.Logger, c rbac.Conn, r *record) func(*state.Snapshot) bool {
+	uid := r.dstW.Uid
 	return func(snap *state.Snapshot) bool {
 		d := p.deps.Authz.Decide(snap, snap.WorkloadByUID(uid), &c)
 		if !d.Allow {
+			r.denied.Store(true)
 			log.Info("connection closed due to policy change", "conn", connString(c), "reason", d.String())
 		}
 		return d.Allow

@@ -13,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
@@ -31,16 +34,21 @@ import (
 // listener), node B the servers; each ztunnel listens on its workloads' own addresses.
 const meshYAML = `
 workloads:
-- {uid: a//sleep, name: sleep, namespace: foo, serviceAccount: sleep, workloadIps: ["127.0.10.2"], protocol: HBONE, node: a}
+- {uid: a//sleep, name: sleep, namespace: foo, serviceAccount: sleep, workloadIps: ["127.0.10.2"], protocol: HBONE, node: a,
+   workloadName: sleep, canonicalName: sleep, canonicalRevision: v1}
 - {uid: a//other, name: other, namespace: foo, serviceAccount: other, workloadIps: ["127.0.10.3"], protocol: HBONE, node: a}
 - {uid: a//client, name: client, namespace: bar, serviceAccount: client, workloadIps: ["127.0.10.4"], protocol: HBONE, node: a}
 - {uid: b//echo-1, name: echo-1, namespace: default, serviceAccount: echo, workloadIps: ["127.0.11.1"], protocol: HBONE, node: b,
+   workloadName: echo, canonicalName: echo, canonicalRevision: v2,
    services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 - {uid: b//echo-2, name: echo-2, namespace: default, serviceAccount: echo, workloadIps: ["127.0.11.2"], protocol: HBONE, node: b,
+   workloadName: echo, canonicalName: echo, canonicalRevision: v2,
    services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 - {uid: b//echo-3, name: echo-3, namespace: default, serviceAccount: echo, workloadIps: ["127.0.11.3"], protocol: HBONE, node: b,
+   workloadName: echo, canonicalName: echo, canonicalRevision: v2,
    services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 - {uid: b//echo-4, name: echo-4, namespace: default, serviceAccount: echo, workloadIps: ["127.0.11.4"], protocol: HBONE, node: b,
+   workloadName: echo, canonicalName: echo, canonicalRevision: v2,
    status: Unhealthy, services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 - {uid: b//legacy, name: legacy, namespace: default, workloadIps: ["127.0.11.5"], protocol: TCP, node: b}
 - {uid: b//waypoint, name: waypoint, namespace: default, serviceAccount: waypoint, workloadIps: ["127.0.11.9"], protocol: HBONE, node: b}
@@ -63,10 +71,11 @@ var (
 )
 
 type node struct {
-	store *state.Store
-	proxy *proxy.Proxy
-	logs  *ztest.LogBuffer
-	socks netip.AddrPort
+	store   *state.Store
+	proxy   *proxy.Proxy
+	logs    *ztest.LogBuffer
+	socks   netip.AddrPort
+	metrics *prometheus.Registry // this node's scrape
 }
 
 type bed struct {
@@ -114,7 +123,7 @@ func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{store: state.NewStore(), logs: &ztest.LogBuffer{}}
+	n := &node{store: state.NewStore(), logs: &ztest.LogBuffer{}, metrics: prometheus.NewRegistry()}
 	if err := local.Apply(n.store); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +133,8 @@ func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, 
 	if count != nil {
 		sockets = countingSockets{Sockets: sockets, c: count}
 	}
-	deps := proxy.Deps{Config: cfg, State: n.store, Certs: certs, Sockets: sockets, Listen: l, Logger: log}
+	deps := proxy.Deps{Config: cfg, State: n.store, Certs: certs, Sockets: sockets, Listen: l, Logger: log,
+		Traffic: metrics.NewTraffic(n.metrics)}
 	if authz {
 		deps.Authz = rbac.NewEngine(n.store)
 	}

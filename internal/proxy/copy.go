@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -31,17 +32,18 @@ var (
 
 // pipe copies both ways until both directions have ended. EOF in one direction is
 // passed on as a half-close (FIN ↔ END_STREAM) while the other keeps flowing; an
-// error in either aborts both. It returns the bytes a→b and b→a.
-func pipe(a, b halfConn) (aToB, bToA int64, err error) {
+// error in either aborts both. a is the client's side. It returns the bytes a→b and
+// b→a, and reports them to mc as they flow.
+func pipe(a, b halfConn, mc *metrics.Conn) (aToB, bToA int64, err error) {
 	var wg sync.WaitGroup
 	var errB error
 	wg.Go(func() {
-		bToA, errB = copyHalf(a, b)
+		bToA, errB = copyHalf(a, b, mc.ServerToClient)
 		if errB != nil {
 			abort(a, b)
 		}
 	})
-	aToB, err = copyHalf(b, a)
+	aToB, err = copyHalf(b, a, mc.ClientToServer)
 	if err != nil {
 		abort(a, b)
 	}
@@ -51,13 +53,14 @@ func pipe(a, b halfConn) (aToB, bToA int64, err error) {
 	return aToB, bToA, errors.Join(err, errB)
 }
 
-// copyHalf copies src to dst, then half-closes dst.
-func copyHalf(dst, src halfConn) (int64, error) {
+// copyHalf copies src to dst, then half-closes dst; count sees every chunk written.
+func copyHalf(dst, src halfConn, count func(int64)) (int64, error) {
 	var n int64
 	var err error
 	if dt, ok := dst.(*net.TCPConn); ok {
 		if st, ok := src.(*net.TCPConn); ok {
-			n, err = dt.ReadFrom(st) // splice(2) between two sockets
+			n, err = dt.ReadFrom(st) // splice(2) between two sockets: counted at the end
+			count(n)
 			return n, finish(dst, err)
 		}
 	}
@@ -68,6 +71,7 @@ func copyHalf(dst, src halfConn) (int64, error) {
 		if nr > 0 {
 			nw, werr := dst.Write((*bp)[:nr])
 			n += int64(nw)
+			count(int64(nw))
 			if werr != nil {
 				err = werr
 				break

@@ -23,11 +23,11 @@ func (e *endless) CloseWrite() error           { return nil }
 // after warm-up it must not allocate.
 func BenchmarkCopyHalf(b *testing.B) {
 	dst, src := &endless{}, &endless{left: 1000}
-	copyHalf(dst, src) // warm the pools
+	copyHalf(dst, src, func(int64) {}) // warm the pools
 	b.ReportAllocs()
 	for b.Loop() {
 		src.left = 100
-		if _, err := copyHalf(dst, src); err != nil {
+		if _, err := copyHalf(dst, src, func(int64) {}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
@@ -73,22 +74,29 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	log := logging.Span(logging.Scoped(p.log, "inbound"), "inbound", "id", traceID(req.Traceparent),
 		"peer_ip", peer.Addr().String(), "peer_id", peerID.String())
 	snap := p.deps.State.Snapshot()
+	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID,
+		mtls: true, baggage: req.Baggage, srcW: snap.WorkloadByAddr(p.deps.Config.Network, peer.Addr())}
 	target, dstW, code, err := p.inboundTarget(snap, req, local.Addr())
 	if err != nil {
 		log.Warn("CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
+		p.failed(r, "CONNECT", err)
 		st.Respond(code)
 		return
 	}
+	r.dst, r.dstW, r.dstID, r.svc = target, dstW, workloadID(dstW), p.inboundService(snap, req, dstW)
+	if r.svc != nil {
+		r.origDst = r.svc.Hostname
+	}
 	rc := p.inboundConn(peer, peerID, target)
 	if !p.authorize(log, rc, dstW) {
+		p.failed(r, "DENY", errDenied)
 		st.Respond(http.StatusUnauthorized)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-	up, err := p.deps.Sockets.Dial(ctx, peer.Addr(), target)
-	cancel()
+	up, err := p.dialApp(peer, target)
 	if err != nil {
 		log.Warn("CONNECT refused", "dst.hbone_addr", req.Authority, "status", http.StatusServiceUnavailable, "error", err)
+		p.failed(r, "CONNECT", err)
 		st.Respond(http.StatusServiceUnavailable)
 		return
 	}
@@ -96,14 +104,56 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		up.Close()
 		return
 	}
-	untrack := p.tracker.addChecked(p.recheckIfAuthz(log, rc, dstW.Uid), up, st)
-	defer untrack()
-	p.finish(log, st, up.(*net.TCPConn))
+	p.serveIn(r, log, rc, st, up)
 }
 
-func (p *Proxy) finish(log *slog.Logger, st *hbone.Stream, up *net.TCPConn) {
-	sent, recv, err := pipe(st, up)
-	log.Debug("connection complete", "bytes_sent", recv, "bytes_recv", sent, "error", err)
+var errDenied = errors.New("denied by authorization policy")
+
+// serveIn carries an accepted inbound connection to its app, subject to late
+// enforcement, with telemetry.
+func (p *Proxy) serveIn(r *record, log *slog.Logger, rc rbac.Conn, client halfConn, up *net.TCPConn) {
+	untrack := p.tracker.addChecked(p.recheckIfAuthz(log, rc, r), up, client)
+	defer untrack()
+	mc := p.deps.Traffic.Open(r.labels())
+	defer p.track(r)()
+	sent, recv, err := pipe(client, up, mc)
+	flags := "-"
+	if r.denied.Load() {
+		flags = "DENY"
+	}
+	mc.Close(flags)
+	p.complete(r, sent, recv, err)
+}
+
+func (p *Proxy) dialApp(peer, target netip.AddrPort) (*net.TCPConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	up, err := p.deps.Sockets.Dial(ctx, peer.Addr(), target)
+	if err != nil {
+		return nil, err
+	}
+	return up.(*net.TCPConn), nil
+}
+
+// inboundService is the service the client addressed: the hostname authority, or the
+// host= of its forwarded header; preferring the destination's own namespace.
+func (p *Proxy) inboundService(snap *state.Snapshot, req *hbone.Request, w *state.Workload) *state.Service {
+	host := ""
+	if a, err := hbone.ParseAuthority(req.Authority); err == nil && a.IsHostname() {
+		host = a.Host
+	}
+	for _, part := range strings.Split(req.Forwarded, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "host") {
+			host = strings.Trim(v, `"`)
+		}
+	}
+	var svc *state.Service
+	for _, s := range snap.ServicesByHost(host) {
+		if svc == nil || s.Namespace == w.Namespace {
+			svc = s
+		}
+	}
+	return svc
 }
 
 // inboundTarget checks the CONNECT and says which local address:port it reaches, or
@@ -170,11 +220,11 @@ func servesAsWaypoint(snap *state.Snapshot, w *state.Workload, ip netip.Addr) bo
 	return false
 }
 
-func (p *Proxy) recheckIfAuthz(log *slog.Logger, c rbac.Conn, uid string) func(*state.Snapshot) bool {
+func (p *Proxy) recheckIfAuthz(log *slog.Logger, c rbac.Conn, r *record) func(*state.Snapshot) bool {
 	if p.deps.Authz == nil {
 		return nil
 	}
-	return p.recheck(log, c, uid)
+	return p.recheck(log, c, r)
 }
 
 // servePlaintext handles plain TCP redirected to 15006: no identity, the same checks,
@@ -190,31 +240,31 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 	log := logging.Span(logging.Scoped(p.log, "inbound_passthrough"), "inbound_passthrough",
 		"peer_ip", src.Addr().String(), "dst", dst.String())
 	snap := p.deps.State.Snapshot()
-	var dstW *state.Workload
+	r := &record{start: time.Now(), inbound: true, src: src, dst: dst, srcW: snap.WorkloadByAddr(p.deps.Config.Network, src.Addr())}
 	if err == nil {
-		dstW = p.localWorkload(snap, dst.Addr())
+		r.dstW = p.localWorkload(snap, dst.Addr())
 	}
-	if err != nil || dstW == nil || p.isOwnPort(dst.Port()) {
-		log.Warn("plaintext connection refused", "error", errors.Join(err, errorf("not a local workload's port")))
+	if err != nil || r.dstW == nil || p.isOwnPort(dst.Port()) {
+		err = errors.Join(err, errorf("not a local workload's port"))
+		log.Warn("plaintext connection refused", "error", err)
+		p.failed(r, "CONNECT", err)
 		reset(tc)
 		return
 	}
 	rc := p.inboundConn(src, identity.Identity{}, dst)
-	if !p.authorize(log, rc, dstW) {
+	if !p.authorize(log, rc, r.dstW) {
+		p.failed(r, "DENY", errDenied)
 		reset(tc)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-	up, err := p.deps.Sockets.Dial(ctx, src.Addr(), dst)
-	cancel()
+	up, err := p.dialApp(src, dst)
 	if err != nil {
 		log.Warn("connection failed", "error", err)
+		p.failed(r, "CONNECT", err)
 		reset(tc)
 		return
 	}
-	untrack := p.tracker.addChecked(p.recheckIfAuthz(log, rc, dstW.Uid), tc, up)
-	defer untrack()
-	pipe(tc, up.(*net.TCPConn))
+	p.serveIn(r, log, rc, tc, up)
 }
 
 // reset closes with RST rather than FIN, so the client sees "connection reset by peer".

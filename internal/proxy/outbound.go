@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -40,39 +42,61 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 	if connected == nil {
 		connected = func(error) {}
 	}
-	src := addrPort(c.RemoteAddr())
-	log := p.log.With("src.addr", src.String(), "dst.addr", dst.String(), "direction", "outbound")
+	r := &record{start: time.Now(), src: addrPort(c.RemoteAddr()), dst: dst, origDst: dst.String()}
 	snap := p.onDemand(dst.Addr())
-	srcW := p.sourceWorkload(snap, src.Addr())
-	if srcW == nil {
-		log.Warn("connection failed", "error", "unknown source workload")
-		connected(errUnknownSource)
-		c.Close()
+	if r.srcW = p.sourceWorkload(snap, r.src.Addr()); r.srcW == nil {
+		p.refuseOutbound(c, r, connected, errUnknownSource)
 		return
 	}
-	pl, err := p.resolve(snap, srcW, dst)
+	pl, err := p.resolve(snap, r.srcW, dst)
 	if err != nil {
-		log.Warn("connection failed", "error", err)
-		connected(err)
-		c.Close()
+		p.refuseOutbound(c, r, connected, err)
 		return
+	}
+	r.dstW, r.svc, r.mtls, r.hboneAddr, r.dst = pl.dst, pl.service, pl.hbone, pl.authority, pl.dial
+	if pl.hbone {
+		r.srcID, r.dstID = workloadID(r.srcW), workloadID(pl.dst)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-	up, err := p.connect(ctx, srcW, src, pl)
+	up, err := p.connect(ctx, r.srcW, r.src, pl)
 	cancel()
-	connected(err)
 	if err != nil {
-		log.Warn("connection failed", "dst.hbone_addr", pl.authority, "error", err)
-		reset(c) // the app sees "connection reset by peer", as with Rust ztunnel
+		p.refuseOutbound(c, r, connected, err)
 		return
 	}
+	connected(nil)
 	untrack := p.tracker.add(up)
 	defer untrack()
-	sent, recv, err := pipe(c, up)
-	log.Debug("connection complete", "dst.hbone_addr", pl.authority, "bytes_sent", sent, "bytes_recv", recv, "error", err)
+	mc := p.deps.Traffic.Open(r.labels())
+	defer p.track(r)()
+	sent, recv, err := pipe(c, up, mc)
+	mc.Close("-")
+	p.complete(r, sent, recv, err)
 }
 
-var errUnknownSource = errorf("unknown source workload")
+// refuseOutbound ends a connection that could not be carried: counted with its response
+// flag, logged, and reset so the app sees "connection reset by peer", as with Rust.
+func (p *Proxy) refuseOutbound(c *net.TCPConn, r *record, connected func(error), err error) {
+	connected(err)
+	p.failed(r, outboundFlag(err), err)
+	reset(c)
+}
+
+func outboundFlag(err error) string {
+	var se *hbone.StatusError
+	switch {
+	case errors.As(err, &se) && se.Code == 401:
+		return "DENY"
+	case errors.Is(err, errTLSHandshake):
+		return "TLS_FAILURE"
+	}
+	return "CONNECT"
+}
+
+var (
+	errUnknownSource = errors.New("unknown source workload")
+	errTLSHandshake  = errors.New("TLS handshake")
+)
 
 // onDemand returns the state, first asking istiod (on-demand mode) for a destination it
 // does not hold; unknown even then, the destination is outside the mesh.
@@ -116,7 +140,7 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 		tc := tls.Client(nc, mtls.ClientConfig(cert, pl.expected))
 		if err := mtls.Handshake(ctx, tc); err != nil {
 			nc.Close()
-			return nil, errorf("TLS handshake with %s: %w", pl.dial, err)
+			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.dial, err)
 		}
 		return hbone.NewClientConn(tc, p.settings)
 	}

@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
 	"github.com/ztunnel-go/ztunnel/internal/state"
@@ -76,13 +78,18 @@ type Deps struct {
 	// Pod, in in-pod mode, is the workload this proxy serves: the source of its outbound
 	// connections and the destination of its inbound ones, whatever the addresses.
 	Pod    *Pod
-	Logger *slog.Logger
+	PodUID string // istio-cni's uid of Pod, the key of its connections in the dump
+	// Traffic counts Istio's TCP metrics; Conns lists live connections. Both may be nil.
+	Traffic *metrics.Traffic
+	Conns   *conns.Registry
+	Logger  *slog.Logger
 }
 
 // Proxy runs every listener of one ztunnel (node mode) or one pod (in-pod mode).
 type Proxy struct {
 	deps      Deps
 	log       *slog.Logger
+	access    *slog.Logger // the access log: one line per connection
 	hbonePort uint16
 	settings  hbone.Settings
 	pool      *pool.Pool
@@ -108,7 +115,7 @@ func New(d Deps) *Proxy {
 		d.Drain = drain.New()
 	}
 	c := d.Config
-	p := &Proxy{deps: d, log: d.Logger, hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
+	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
 		inbound: map[*hbone.Conn]struct{}{},
 		settings: hbone.Settings{StreamWindow: c.WindowSize, ConnWindow: c.ConnectionWindowSize,
 			MaxFrameSize: c.FrameSize, MaxStreams: 200}}

@@ -20,6 +20,7 @@ type plan struct {
 	authority   string         // HBONE :authority
 	expected    []identity.Identity
 	serviceHost string          // the service the client addressed, for forwarded;host=
+	service     *state.Service  // that service, for telemetry
 	dst         *state.Workload // the destination workload, when known
 	viaWaypoint bool
 }
@@ -38,7 +39,9 @@ func (p *Proxy) resolve(snap *state.Snapshot, src *state.Workload, dst netip.Add
 	network := src.Network
 	if svc := snap.ServiceByVIP(network, dst.Addr()); svc != nil {
 		if svc.Waypoint != nil && !isWaypoint(snap, src, svc.Waypoint) {
-			return p.viaWaypoint(snap, src, svc.Waypoint, dst)
+			pl, err := p.viaWaypoint(snap, src, svc.Waypoint, dst)
+			pl.service = svc
+			return pl, err
 		}
 		if svc.LoadBalancing.GetMode() == workloadapi.LoadBalancing_PASSTHROUGH {
 			return plan{dial: dst}, nil
@@ -48,7 +51,7 @@ func (p *Proxy) resolve(snap *state.Snapshot, src *state.Workload, dst netip.Add
 			return plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
 		}
 		pl := p.toWorkload(w, port, sans(svc))
-		pl.serviceHost = svc.Hostname
+		pl.serviceHost, pl.service = svc.Hostname, svc
 		return pl, nil
 	}
 	w := snap.WorkloadByAddr(network, dst.Addr())

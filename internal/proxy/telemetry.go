@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/conns"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+)
+
+// record is what telemetry knows of one proxied connection.
+type record struct {
+	start     time.Time
+	inbound   bool
+	src       netip.AddrPort // the client
+	dst       netip.AddrPort // the actual L4 peer: a ztunnel's 15008, or the app
+	hboneAddr string         // the CONNECT authority, when tunnelled
+	origDst   string         // what the client asked for (outbound), or the service (inbound)
+	srcW      *state.Workload
+	dstW      *state.Workload
+	svc       *state.Service
+	srcID     identity.Identity
+	dstID     identity.Identity
+	mtls      bool
+	baggage   string      // the peer's description, for a source not known locally
+	denied    atomic.Bool // closed by late enforcement: its response flag is DENY
+}
+
+// labels are the Istio metric labels, as the reporter (this side) sees the connection.
+func (r *record) labels() *metrics.ConnLabels {
+	l := &metrics.ConnLabels{Reporter: "source", MutualTLS: r.mtls}
+	if r.inbound {
+		l.Reporter = "destination"
+	}
+	if w := r.srcW; w != nil {
+		l.SrcWorkload, l.SrcCanonicalService, l.SrcCanonicalRevision = w.WorkloadName, w.CanonicalName, w.CanonicalRevision
+		l.SrcNS, l.SrcApp, l.SrcVersion, l.SrcCluster = w.Namespace, w.CanonicalName, w.CanonicalRevision, w.ClusterId
+		l.SrcRegion, l.SrcZone = w.GetLocality().GetRegion(), w.GetLocality().GetZone()
+	} else if r.baggage != "" {
+		fromBaggage(l, r.baggage)
+	}
+	if w := r.dstW; w != nil {
+		l.DstWorkload, l.DstCanonicalService, l.DstCanonicalRevision = w.WorkloadName, w.CanonicalName, w.CanonicalRevision
+		l.DstNS, l.DstApp, l.DstVersion, l.DstCluster = w.Namespace, w.CanonicalName, w.CanonicalRevision, w.ClusterId
+		l.DstRegion, l.DstZone = w.GetLocality().GetRegion(), w.GetLocality().GetZone()
+	}
+	if s := r.svc; s != nil {
+		l.DstService, l.DstServiceNS, l.DstServiceName = s.Hostname, s.Namespace, s.Name
+	}
+	if !r.srcID.IsZero() {
+		l.SrcPrincipal = r.srcID.String()
+	}
+	if !r.dstID.IsZero() {
+		l.DstPrincipal = r.dstID.String()
+	}
+	return l
+}
+
+// fromBaggage describes a source this ztunnel does not know (another cluster) from the
+// baggage its ztunnel sent.
+func fromBaggage(l *metrics.ConnLabels, baggage string) {
+	for _, item := range strings.Split(baggage, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(item), "=")
+		switch {
+		case k == "k8s.cluster.name":
+			l.SrcCluster = v
+		case k == "k8s.namespace.name":
+			l.SrcNS = v
+		case strings.HasPrefix(k, "k8s.") && strings.HasSuffix(k, ".name"):
+			l.SrcWorkload = v
+		case k == "service.name":
+			l.SrcCanonicalService, l.SrcApp = v, v
+		case k == "service.version":
+			l.SrcCanonicalRevision, l.SrcVersion = v, v
+		case k == "cloud.region":
+			l.SrcRegion = v
+		case k == "cloud.availability_zone":
+			l.SrcZone = v
+		}
+	}
+}
+
+// track registers the connection for the dump, under the workload this side serves.
+func (p *Proxy) track(r *record) func() {
+	w := r.srcW
+	if r.inbound {
+		w = r.dstW
+	}
+	if w == nil || p.deps.Conns == nil {
+		return func() {}
+	}
+	key := conns.Workload{Key: w.Uid, Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount}
+	if pod := p.deps.Pod; pod != nil && p.deps.PodUID != "" {
+		key = conns.Workload{Key: p.deps.PodUID, Name: pod.Name, Namespace: pod.Namespace, ServiceAccount: pod.ServiceAccount}
+	}
+	protocol := "TCP"
+	if r.mtls {
+		protocol = "HBONE"
+	}
+	return p.deps.Conns.Add(key, &conns.Conn{Inbound: r.inbound, Src: r.src.String(), OriginalDst: r.origDst,
+		ActualDst: r.dst.String(), Protocol: protocol})
+}
+
+// logAttrs are the access-log fields, in Rust ztunnel's order.
+func (r *record) logAttrs() []any {
+	a := []any{"src.addr", r.src.String()}
+	if w := r.srcW; w != nil {
+		a = append(a, "src.workload", w.Name, "src.namespace", w.Namespace)
+	}
+	if r.mtls && !r.srcID.IsZero() {
+		a = append(a, "src.identity", r.srcID.String())
+	}
+	a = append(a, "dst.addr", r.dst.String())
+	if r.hboneAddr != "" {
+		a = append(a, "dst.hbone_addr", r.hboneAddr)
+	}
+	if r.svc != nil {
+		a = append(a, "dst.service", r.svc.Hostname)
+	}
+	if w := r.dstW; w != nil {
+		a = append(a, "dst.workload", w.Name, "dst.namespace", w.Namespace)
+	}
+	if r.mtls && !r.dstID.IsZero() {
+		a = append(a, "dst.identity", r.dstID.String())
+	}
+	direction := "outbound"
+	if r.inbound {
+		direction = "inbound"
+	}
+	return append(a, "direction", direction)
+}
+
+// complete writes the one access-log line of a finished connection. bytes_sent is
+// client→server, bytes_recv server→client, whichever side reports.
+func (p *Proxy) complete(r *record, sent, recv int64, err error) {
+	a := append(r.logAttrs(), "bytes_sent", sent, "bytes_recv", recv,
+		"duration", strconv.FormatInt(time.Since(r.start).Milliseconds(), 10)+"ms")
+	if err != nil {
+		p.access.Error("connection complete", append(a, "error", err.Error())...)
+		return
+	}
+	p.access.Info("connection complete", a...)
+}
+
+// failed logs and counts a connection that never carried data.
+func (p *Proxy) failed(r *record, flags string, err error) {
+	p.deps.Traffic.Failed(r.labels(), flags)
+	p.access.Warn("connection failed", append(r.logAttrs(), "error", err.Error())...)
+}
