@@ -26,11 +26,14 @@ import (
 // 2 runs echo-b and a pod outside the mesh. echo-a and echo-b back the echo service.
 const meshYAML = `
 workloads:
-- {uid: c//sleep, name: sleep, namespace: foo, serviceAccount: sleep, workloadIps: ["10.70.1.10"], protocol: HBONE, node: n1}
+- {uid: c//sleep, name: sleep, namespace: foo, serviceAccount: sleep, workloadIps: ["10.70.1.10"], protocol: HBONE, node: n1,
+   workloadName: sleep, canonicalName: sleep, canonicalRevision: v1}
 - {uid: c//other, name: other, namespace: foo, serviceAccount: other, workloadIps: ["10.70.1.11"], protocol: HBONE, node: n1}
 - {uid: c//echo-a, name: echo-a, namespace: default, serviceAccount: echo, workloadIps: ["10.70.1.12"], protocol: HBONE, node: n1,
+   workloadName: echo, canonicalName: echo, canonicalRevision: v1,
    services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 - {uid: c//echo-b, name: echo-b, namespace: default, serviceAccount: echo, workloadIps: ["10.70.2.10"], protocol: HBONE, node: n2,
+   workloadName: echo, canonicalName: echo, canonicalRevision: v1,
    services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 services:
 - {name: echo, namespace: default, hostname: echo.default.svc.cluster.local, vips: ["/10.96.0.10"], ports: {80: 8080}}

@@ -136,6 +136,9 @@ func TestInPod(t *testing.T) {
 		}
 		ztest.Eventually(t, "the destination's byte count", func() bool { v, ok := series(); return ok && v >= 4000 })
 	})
+	t.Run("Istio's dashboard queries find their series", func(t *testing.T) {
+		checkDashboard(t, [3]string{"", scrape(t, c.nodes[1]), scrape(t, c.nodes[2])})
+	})
 	t.Run("a pod calling ztunnel's ports directly is refused", func(t *testing.T) {
 		for _, addr := range []string{"127.0.0.1:15001", "127.0.0.1:15006", sleep.IP + ":15008"} {
 			conn, err := sleep.Dial(addr)

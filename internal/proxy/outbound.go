@@ -76,9 +76,10 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 
 // refuseOutbound ends a connection that could not be carried: counted with its response
 // flag, logged, and reset so the app sees "connection reset by peer", as with Rust.
+// It counts before it answers, so the metric is there by the time the client knows.
 func (p *Proxy) refuseOutbound(c *net.TCPConn, r *record, connected func(error), err error) {
-	connected(err)
 	p.failed(r, outboundFlag(err), err)
+	connected(err)
 	reset(c)
 }
 
