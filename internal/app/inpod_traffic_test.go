@@ -135,6 +135,11 @@ func TestInPod(t *testing.T) {
 			}
 		}
 		ztest.Eventually(t, "the destination's byte count", func() bool { v, ok := series(); return ok && v >= 4000 })
+		// Earlier direct connections from sleep only read the greeting: every byte this
+		// series counts client→server is the payload above.
+		if v, _ := series(); v != 4000 {
+			t.Errorf("destination received bytes = %v, want exactly the 4000 sent", v)
+		}
 	})
 	t.Run("Istio's dashboard queries find their series", func(t *testing.T) {
 		checkDashboard(t, [3]string{"", scrape(t, c.nodes[1]), scrape(t, c.nodes[2])})

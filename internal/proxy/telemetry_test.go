@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"regexp"
@@ -182,5 +183,36 @@ func TestRefusedConnectionCountedWithFlag(t *testing.T) {
 	}
 	if !b.b.logs.WaitFor("access: connection failed") {
 		t.Error("no access-log line for the refused connection")
+	}
+}
+
+// TestBytesCountedWhileTheConnectionLives: a long connection shows progress on the
+// dashboards, not one jump when it ends.
+func TestBytesCountedWhileTheConnectionLives(t *testing.T) {
+	b := newBed(t)
+	c, code := b.socks(t, sleepIP, "echo.default.svc.cluster.local:80")
+	if code != 0 {
+		t.Fatalf("SOCKS5 %d", code)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	br.ReadString('\n') // the whoami line
+	payload := bytes.Repeat([]byte("p"), 5000)
+	c.Write(payload)
+	io.ReadFull(br, make([]byte, len(payload)))
+	for _, side := range []struct {
+		reporter string
+		reg      *prometheus.Registry
+	}{{"source", b.a.metrics}, {"destination", b.b.metrics}} {
+		sel := map[string]string{"reporter": side.reporter}
+		ztest.Eventually(t, side.reporter+" bytes of an open connection", func() bool {
+			return value(t, side.reg, "istio_tcp_received_bytes_total", sel) == 5000
+		})
+		if v := value(t, side.reg, "istio_tcp_sockets_open", sel); v != 1 {
+			t.Errorf("%s sockets open = %v while the connection lives, want 1", side.reporter, v)
+		}
+		if v := value(t, side.reg, "istio_tcp_connections_closed_total", sel); v != 0 {
+			t.Errorf("%s closed = %v before the close", side.reporter, v)
+		}
 	}
 }
