@@ -1,0 +1,135 @@
+//go:build linux
+
+// Package bench is the end-to-end benchmark harness: client pod → ztunnel → HBONE →
+// ztunnel → server pod in network namespaces, against baselines measured in the same
+// run. It measures; it never passes or fails on a figure. Run it with bench/run.
+package bench
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// metric names, in the report's order.
+const (
+	upGbps   = "throughput client→server, 1 stream (Gbit/s)"
+	downGbps = "throughput server→client, 1 stream (Gbit/s)"
+	p8Gbps   = "throughput client→server, 8 streams (Gbit/s)"
+	cpuGiB   = "proxy CPU per GiB, both ends (s)"
+	p50      = "64 B request/response p50 (µs)"
+	p99      = "64 B request/response p99 (µs)"
+	cps1     = "new connections/s, c=1"
+	cps8     = "new connections/s, c=8"
+	idleKiB  = "memory per idle connection per end (KiB)"
+)
+
+var metricOrder = []string{upGbps, downGbps, p8Gbps, cpuGiB, p50, p99, cps1, cps8, idleKiB}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestHarness runs every scenario once per round, interleaved (A B C D, A B C D, …), so
+// that a noisy neighbour hurts them all alike, and reports the medians.
+func TestHarness(t *testing.T) {
+	if os.Getenv("ZTUNNEL_BENCH") == "" {
+		t.Skip("the end-to-end benchmark measures and does not pass or fail: run bench/run (as root)")
+	}
+	defer http.DefaultClient.CloseIdleConnections()
+	rounds, secs := envInt("ZTUNNEL_BENCH_ROUNDS", 5), envInt("ZTUNNEL_BENCH_SECONDS", 3)
+	h := newHarness(t)
+	results := map[string]map[string][]float64{} // scenario → metric → one value per round
+	for r := range rounds {
+		for _, s := range h.scenarios {
+			if results[s.name] == nil {
+				results[s.name] = map[string][]float64{}
+			}
+			start := time.Now()
+			for k, v := range h.round(t, s, secs) {
+				results[s.name][k] = append(results[s.name][k], v)
+			}
+			t.Logf("round %d %s: %s", r+1, s.name, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	names := make([]string, len(h.scenarios))
+	for i, s := range h.scenarios {
+		names[i] = s.name
+	}
+	md := report(names, medians(results), rounds, secs)
+	os.Stdout.WriteString("\n" + md)
+	if out := os.Getenv("ZTUNNEL_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// round measures one scenario once; a failed measurement is reported and left out.
+func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
+	m := map[string]float64{}
+	cpu := func() float64 {
+		if s.cpu == nil {
+			return 0
+		}
+		return s.cpu()
+	}
+	before := cpu()
+	gbps, bytes, err := iperf(s, secs)
+	if err != nil {
+		t.Errorf("%s: %v", s.name, err)
+	} else {
+		m[upGbps] = gbps
+		if s.cpu != nil {
+			m[cpuGiB] = (cpu() - before) / (bytes / (1 << 30))
+		}
+	}
+	if gbps, _, err := iperf(s, secs, "-R"); err == nil {
+		m[downGbps] = gbps
+	} else {
+		t.Errorf("%s: %v", s.name, err)
+	}
+	if gbps, _, err := iperf(s, secs, "-P", "8"); err == nil {
+		m[p8Gbps] = gbps
+	} else {
+		t.Errorf("%s: %v", s.name, err)
+	}
+	if r, err := h.loadgenRun(s, "-mode", "rr", "-addr", s.echo, "-n", "2000", "-size", "64"); err == nil {
+		m[p50], m[p99] = r["p50_us"], r["p99_us"]
+	} else {
+		t.Errorf("%s: %v", s.name, err)
+	}
+	for c, key := range map[string]string{"1": cps1, "8": cps8} {
+		if r, err := h.loadgenRun(s, "-mode", "cps", "-addr", s.echo, "-c", c, "-d", "2s"); err == nil && r["failed"] == 0 {
+			m[key] = r["per_second"]
+		} else {
+			t.Errorf("%s: c=%s: %v %v", s.name, c, err, r)
+		}
+	}
+	if s.rss != nil {
+		m[idleKiB] = h.idleRSS(t, s, 1000) / 1024
+	}
+	return m
+}
+
+func medians(results map[string]map[string][]float64) map[string]map[string]float64 {
+	out := map[string]map[string]float64{}
+	for s, byMetric := range results {
+		out[s] = map[string]float64{}
+		for k, vs := range byMetric {
+			slices.Sort(vs)
+			out[s][k] = vs[len(vs)/2]
+		}
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+// Command loadgen is the benchmark's client and server apps, run inside pod network
+// namespaces (ip netns exec) so that their own CPU is not charged to the proxies.
+//
+//	loadgen -mode echo -listen :8080                      echo server
+//	loadgen -mode rr -addr 10.0.0.2:8080 -n 2000 -size 64  request/response latency on one warm connection
+//	loadgen -mode cps -addr 10.0.0.2:8080 -c 8 -d 2s       new connections per second
+//	loadgen -mode idle -addr 10.0.0.2:8080 -c 1000         hold idle connections until stdin closes
+//
+// Results are one JSON object on stdout.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"io"
+	"log"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	mode := flag.String("mode", "echo", "echo | rr | cps | idle")
+	listen := flag.String("listen", ":8080", "echo: address to serve")
+	addr := flag.String("addr", "", "rr, cps, idle: server address")
+	n := flag.Int("n", 2000, "rr: round trips")
+	size := flag.Int("size", 64, "rr: request and response size")
+	c := flag.Int("c", 1, "cps: concurrency; idle: connections")
+	d := flag.Duration("d", 2*time.Second, "cps: duration")
+	flag.Parse()
+	var out any
+	var err error
+	switch *mode {
+	case "echo":
+		err = echo(*listen)
+	case "rr":
+		out, err = roundTrips(*addr, *n, *size)
+	case "cps":
+		out, err = connsPerSecond(*addr, *c, *d)
+	case "idle":
+		err = idle(*addr, *c)
+	default:
+		log.Fatalf("unknown mode %q", *mode)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	if out != nil {
+		json.NewEncoder(os.Stdout).Encode(out)
+	}
+}
+
+func echo(listen string) error {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	os.Stdout.WriteString("ready\n")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}
+
+// roundTrips measures request/response latency on one connection after a warm-up.
+func roundTrips(addr string, n, size int) (map[string]float64, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	buf := make([]byte, size)
+	lat := make([]time.Duration, 0, n)
+	for i := range n + n/10 {
+		start := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return nil, err
+		}
+		if i >= n/10 { // the first tenth warms the path up
+			lat = append(lat, time.Since(start))
+		}
+	}
+	slices.Sort(lat)
+	us := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	return map[string]float64{"p50_us": us(0.5), "p99_us": us(0.99)}, nil
+}
+
+// connsPerSecond opens, uses (one byte each way) and closes connections from c workers.
+func connsPerSecond(addr string, c int, d time.Duration) (map[string]float64, error) {
+	var done, failed atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range c {
+		wg.Go(func() {
+			b := []byte{1}
+			for time.Now().Before(deadline) {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, err = conn.Write(b)
+				if err == nil {
+					_, err = io.ReadFull(conn, b)
+				}
+				conn.Close()
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return map[string]float64{"per_second": float64(done.Load()) / d.Seconds(), "failed": float64(failed.Load())}, nil
+}
+
+// idle opens c connections, checks each carries a byte, says "ready", and holds them
+// until stdin closes.
+func idle(addr string, c int) error {
+	conns := make([]net.Conn, 0, c)
+	defer func() {
+		for _, x := range conns {
+			x.Close()
+		}
+	}()
+	b := []byte{1}
+	for range c {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, conn)
+		if _, err := conn.Write(b); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(conn, b); err != nil {
+			return err
+		}
+	}
+	os.Stdout.WriteString("ready\n")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	return nil
+}
