@@ -8,6 +8,7 @@ package bench
 import (
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"testing"
@@ -85,7 +86,9 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 		return s.cpu()
 	}
 	before := cpu()
+	stop := profile(t, s)
 	gbps, bytes, err := iperf(s, secs)
+	stop()
 	if err != nil {
 		t.Errorf("%s: %v", s.name, err)
 	} else {
@@ -120,6 +123,26 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 		m[idleKiB] = h.idleRSS(t, s, 1000) / 1024
 	}
 	return m
+}
+
+// profile writes a CPU profile of the in-process ztunnels during their client→server
+// throughput run, when ZTUNNEL_BENCH_CPUPROFILE names a file (the last round's wins).
+func profile(t *testing.T, s scenario) func() {
+	path := os.Getenv("ZTUNNEL_BENCH_CPUPROFILE")
+	if path == "" || s.name != "ztunnel" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Error(err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Error(err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func medians(results map[string]map[string][]float64) map[string]map[string]float64 {

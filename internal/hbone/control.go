@@ -15,10 +15,16 @@ type control struct {
 }
 
 func (c *Conn) queueControl(f control) {
+	c.pushControl(f)
+	c.tryFlushControl()
+}
+
+// pushControl queues f without trying to send it, for callers holding c.mu: the next
+// holder of the write lock, or the read loop after its current frame, sends it.
+func (c *Conn) pushControl(f control) {
 	c.ctlMu.Lock()
 	c.ctl = append(c.ctl, f)
 	c.ctlMu.Unlock()
-	c.tryFlushControl()
 }
 
 // tryFlushControl flushes queued control frames if the write lock is free.

@@ -274,3 +274,53 @@ func TestParseAuthority(t *testing.T) {
 		}
 	}
 }
+
+// TestResetStreamsGiveBackConnectionWindow: bytes received on a stream that is then
+// reset unread still count against the connection's window at the sender. Resetting
+// more than a window's worth that way must not starve the next stream.
+func TestResetStreamsGiveBackConnectionWindow(t *testing.T) {
+	const chunk = 1 << 20 // 40 of them: more than the 16 MiB connection window
+	sent := make(chan struct{}, 1)
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
+		s.Respond(200)
+		switch s.Request().Authority {
+		case "10.0.0.9:1": // the last stream: echo
+			io.Copy(s, s)
+			s.CloseWrite()
+		case "10.0.0.9:2": // a megabyte the client will not read
+			s.Write(make([]byte, chunk))
+			sent <- struct{}{}
+			io.Copy(io.Discard, s)
+		case "10.0.0.9:3": // a marker sent after the megabyte: frames arrive in order
+			<-sent
+			s.Write([]byte{1})
+			io.Copy(io.Discard, s)
+		}
+	})
+	for range 40 {
+		unread, err := open(t, c, "10.0.0.9:2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker, err := open(t, c, "10.0.0.9:3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(marker, make([]byte, 1)); err != nil {
+			t.Fatalf("marker: %v", err)
+		}
+		unread.Close() // reset, with the megabyte received and unread
+		marker.Close()
+	}
+	st, err := open(t, c, "10.0.0.9:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { st.Write(make([]byte, chunk)); st.CloseWrite() }()
+	if n, err := io.Copy(io.Discard, st); n != chunk || err != nil {
+		t.Fatalf("a new stream after the resets carried %d bytes (%v), want %d", n, err, chunk)
+	}
+}

@@ -46,6 +46,7 @@ func (c *Conn) readLoop(accept func(*Stream)) error {
 			c.queueControl(control{kind: uint8(http2.FrameGoAway), code: http2.ErrCodeProtocol})
 			return err
 		}
+		c.tryFlushControl() // what handling queued under c.mu, such as a reset stream's credit
 	}
 }
 

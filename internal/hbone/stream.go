@@ -197,11 +197,21 @@ func (s *Stream) maybeRemoveLocked() {
 	}
 }
 
+// removeLocked forgets the stream. Bytes it received that no one will read still hold
+// connection window at the peer: they are credited back, or a connection whose streams
+// are often reset with data in flight would starve every later stream.
 func (s *Stream) removeLocked() {
 	if s.removed {
 		return
 	}
 	s.removed = true
+	if unread := len(s.rbuf) - s.roff; unread > 0 {
+		s.c.recvUnacked += uint32(unread)
+		s.rbuf, s.roff = nil, 0
+	}
+	if inc := s.c.takeConnCreditLocked(); inc > 0 {
+		s.c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: inc})
+	}
 	delete(s.c.streams, s.id)
 	s.c.active--
 	s.c.lastUse = time.Now()

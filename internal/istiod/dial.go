@@ -15,8 +15,11 @@ import (
 )
 
 // Keepalive is Rust ztunnel's control-plane HTTP/2 keepalive: a PING after 30 s of
-// silence, answered within 10 s, or the connection is dropped and redialled.
-var Keepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}
+// silence, answered within 10 s, or the connection is dropped and redialled. Only while
+// an RPC is open: istiod's enforcement policy (MinTime 15 s, pings without streams not
+// permitted) answers pings on an idle channel, such as the CA's between CSRs, with
+// GOAWAY too_many_pings.
+var Keepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}
 
 // Dial prepares a gRPC connection to istiod at address: https:// verified with roots, or
 // http:// in plaintext (local testing). It does not connect until first used.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
@@ -74,6 +75,10 @@ func NewFakeCA(t testing.TB) *FakeCA {
 	return f
 }
 
+// istiodKeepalive is istiod's gRPC keepalive enforcement (pilot/pkg/grpc): pings at
+// most every 15 s, and none on a channel with no open RPC.
+var istiodKeepalive = grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second})
+
 // servingCert is a localhost TLS certificate signed by its own throwaway root.
 func servingCert() (tls.Certificate, string, error) {
 	root, err := ca.New("fake-istiod", time.Hour, nil)
@@ -96,7 +101,7 @@ func servingCert() (tls.Certificate, string, error) {
 }
 
 func (f *FakeCA) serve(l net.Listener) {
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(f.tlsCfg)))
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(f.tlsCfg)), istiodKeepalive)
 	pb.RegisterIstioCertificateServiceServer(srv, &caService{f: f})
 	f.mu.Lock()
 	f.srv = srv

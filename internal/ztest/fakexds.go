@@ -54,7 +54,7 @@ func NewFakeXDS(t testing.TB, useTLS bool) *FakeXDS {
 	t.Helper()
 	f := &FakeXDS{resources: map[string]map[string]*discoverypb.Resource{}, streams: map[*fakeStream]struct{}{},
 		changed: make(chan struct{})}
-	var opts []grpc.ServerOption
+	opts := []grpc.ServerOption{istiodKeepalive}
 	scheme := "http://127.0.0.1:"
 	if useTLS {
 		cert, pem, err := servingCert()
