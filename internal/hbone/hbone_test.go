@@ -235,10 +235,12 @@ func TestGoAwayStopsNewStreams(t *testing.T) {
 	if c.Usable() || c.TryReserve(100) {
 		t.Error("client still opens streams after GOAWAY")
 	}
-	st.Write([]byte("open stream continues"))
+	if _, err := st.Write([]byte("open stream continues")); err != nil {
+		t.Errorf("write after GOAWAY: %v", err)
+	}
 	st.CloseWrite()
-	if b, _ := io.ReadAll(st); string(b) != "open stream continues" {
-		t.Errorf("stream after GOAWAY = %q", b)
+	if b, err := io.ReadAll(st); string(b) != "open stream continues" {
+		t.Errorf("stream after GOAWAY = %q (%v)", b, err)
 	}
 }
 

@@ -74,7 +74,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	if s.roff == len(s.rbuf) {
 		s.rbuf, s.roff = s.rbuf[:0], 0
 	}
-	streamInc, connInc := s.creditLocked(uint32(n))
+	var streamInc, connInc uint32
+	if !s.removed { // a removed stream's bytes were credited when it was removed
+		streamInc, connInc = s.creditLocked(uint32(n))
+	}
 	c.mu.Unlock()
 	c.writeWindowUpdates(s.id, streamInc, connInc)
 	return n, nil
@@ -197,18 +200,17 @@ func (s *Stream) maybeRemoveLocked() {
 	}
 }
 
-// removeLocked forgets the stream. Bytes it received that no one will read still hold
-// connection window at the peer: they are credited back, or a connection whose streams
-// are often reset with data in flight would starve every later stream.
+// removeLocked forgets the stream. Bytes it received and no one has read yet still hold
+// connection window at the peer: they are credited back now, or a connection whose
+// streams are often reset with data in flight would starve every later stream.
 func (s *Stream) removeLocked() {
 	if s.removed {
 		return
 	}
 	s.removed = true
-	if unread := len(s.rbuf) - s.roff; unread > 0 {
-		s.c.recvUnacked += uint32(unread)
-		s.rbuf, s.roff = nil, 0
-	}
+	// The bytes stay readable (a stream reset after its data still delivers it); Read
+	// does not credit them a second time.
+	s.c.recvUnacked += uint32(len(s.rbuf) - s.roff)
 	if inc := s.c.takeConnCreditLocked(); inc > 0 {
 		s.c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: inc})
 	}
