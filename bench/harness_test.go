@@ -86,7 +86,7 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 		return s.cpu()
 	}
 	before := cpu()
-	stop := profile(t, s)
+	stop := profile(t, s, "throughput")
 	gbps, bytes, err := iperf(s, secs)
 	stop()
 	if err != nil {
@@ -107,13 +107,19 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 	} else {
 		t.Errorf("%s: %v", s.name, err)
 	}
-	if r, err := h.loadgenRun(s, "-mode", "rr", "-addr", s.echo, "-n", "2000", "-size", "64"); err == nil {
+	stop = profile(t, s, "latency")
+	r, err := h.loadgenRun(s, "-mode", "rr", "-addr", s.echo, "-n", "2000", "-size", "64")
+	stop()
+	if err == nil {
 		m[p50], m[p99] = r["p50_us"], r["p99_us"]
 	} else {
 		t.Errorf("%s: %v", s.name, err)
 	}
 	for c, key := range map[string]string{"1": cps1, "8": cps8} {
-		if r, err := h.loadgenRun(s, "-mode", "cps", "-addr", s.echo, "-c", c, "-d", "2s"); err == nil && r["failed"] == 0 {
+		stop := profile(t, s, "connections"+c)
+		r, err := h.loadgenRun(s, "-mode", "cps", "-addr", s.echo, "-c", c, "-d", "2s")
+		stop()
+		if err == nil && r["failed"] == 0 {
 			m[key] = r["per_second"]
 		} else {
 			t.Errorf("%s: c=%s: %v %v", s.name, c, err, r)
@@ -125,11 +131,15 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 	return m
 }
 
-// profile writes a CPU profile of the in-process ztunnels during their client→server
-// throughput run, when ZTUNNEL_BENCH_CPUPROFILE names a file (the last round's wins).
-func profile(t *testing.T, s scenario) func() {
-	path := os.Getenv("ZTUNNEL_BENCH_CPUPROFILE")
-	if path == "" || s.name != "ztunnel" {
+// profile writes a CPU profile of the in-process ztunnels during one phase
+// (ZTUNNEL_BENCH_PROFILE: throughput, latency, connections1 or connections8; default
+// throughput), when ZTUNNEL_BENCH_CPUPROFILE names a file. The last round's wins.
+func profile(t *testing.T, s scenario, phase string) func() {
+	path, want := os.Getenv("ZTUNNEL_BENCH_CPUPROFILE"), os.Getenv("ZTUNNEL_BENCH_PROFILE")
+	if want == "" {
+		want = "throughput"
+	}
+	if path == "" || s.name != "ztunnel" || phase != want {
 		return func() {}
 	}
 	f, err := os.Create(path)

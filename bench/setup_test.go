@@ -65,8 +65,13 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{dir: t.TempDir()}
 	h.loadgen = h.build(t, "./loadgen")
 	pipe := h.build(t, "./mtlspipe")
+	// One iperf3 server per scenario: a test a proxy leaves hanging keeps its server
+	// busy, and must not spoil the other scenarios' runs.
+	for _, port := range []string{"5201", "5202", "5203"} {
+		h.daemon(t, sp.NS, "", "iperf3", "-s", "-p", port, "--idle-timeout", "20")
+	}
+	h.daemon(t, sz.NS, "", "iperf3", "-s", "-p", "5201", "--idle-timeout", "20")
 	for _, p := range []*ztest.BedPod{sp, sz} {
-		h.daemon(t, p.NS, "", "iperf3", "-s", "-p", "5201")
 		h.daemon(t, p.NS, "ready", h.loadgen, "-mode", "echo", "-listen", ":8080")
 	}
 	certs := h.certs(t)
@@ -76,7 +81,7 @@ func newHarness(t *testing.T) *harness {
 	c := h.daemon(t, n1.NS, "ready", pipe, append(certs["client"], "-mode", "client",
 		"-route", n1IP+":7000="+n2IP+":7001", "-route", n1IP+":7080="+n2IP+":7081")...)
 	s := h.daemon(t, n2.NS, "ready", pipe, append(certs["server"], "-mode", "server",
-		"-route", n2IP+":7001="+spIP+":5201", "-route", n2IP+":7081="+spIP+":8080")...)
+		"-route", n2IP+":7001="+spIP+":5202", "-route", n2IP+":7081="+spIP+":8080")...)
 	h.scenarios = append(h.scenarios, scenario{name: "mtls-pipe", clientNS: cp.NS, iperf: n1IP + ":7000", echo: n1IP + ":7080",
 		cpu: procCPU(c, s), rss: procRSS(c, s)})
 
@@ -108,11 +113,15 @@ func (h *harness) build(t *testing.T, pkg string) string {
 func (h *harness) daemon(t *testing.T, ns, ready, prog string, args ...string) int {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, prog}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
+	logFile, err := os.CreateTemp(h.dir, filepath.Base(prog)+"-*.log") // beside the run's other files
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logFile.Close() })
 	if ready == "" {
 		time.Sleep(200 * time.Millisecond) // iperf3 says nothing useful when listening
 		return cmd.Process.Pid
@@ -152,12 +161,14 @@ func (h *harness) certs(t *testing.T) map[string][]string {
 // stunnel runs stunnel4 as one end of the same two routes as the mTLS pipe.
 func (h *harness) stunnel(t *testing.T, ns, side string, certs map[string][]string, spIP string) int {
 	f := certs[side]
-	conf := fmt.Sprintf("foreground = yes\npid =\nsyslog = no\ndebug = 3\nsslVersionMin = TLSv1.3\ncert = %s\nkey = %s\nCAfile = %s\nverifyChain = yes\n",
+	// TIMEOUTclose 0: do not wait for the peer's close_notify, or a finished iperf3 run
+	// hangs for a minute.
+	conf := fmt.Sprintf("foreground = yes\npid =\nsyslog = no\ndebug = 3\nTIMEOUTclose = 0\nsslVersionMin = TLSv1.3\ncert = %s\nkey = %s\nCAfile = %s\nverifyChain = yes\n",
 		f[1], f[3], f[5])
 	routes := [][2]string{{n1IP + ":7200", n2IP + ":7201"}, {n1IP + ":7280", n2IP + ":7281"}}
 	if side == "server" {
 		conf += "requireCert = yes\n"
-		routes = [][2]string{{n2IP + ":7201", spIP + ":5201"}, {n2IP + ":7281", spIP + ":8080"}}
+		routes = [][2]string{{n2IP + ":7201", spIP + ":5203"}, {n2IP + ":7281", spIP + ":8080"}}
 	}
 	for i, r := range routes {
 		conf += fmt.Sprintf("[r%d]\naccept = %s\nconnect = %s\n", i, r[0], r[1])

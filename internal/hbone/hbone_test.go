@@ -326,3 +326,43 @@ func TestResetStreamsGiveBackConnectionWindow(t *testing.T) {
 		t.Fatalf("a new stream after the resets carried %d bytes (%v), want %d", n, err, chunk)
 	}
 }
+
+// TestWriteToCarriesEveryByte: the copy loop's zero-copy path delivers the same bytes
+// as Read, ends with nil at END_STREAM, and reports a reset as an error.
+func TestWriteToCarriesEveryByte(t *testing.T) {
+	const size = 32 << 20
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
+		s.Respond(200)
+		if s.Request().Authority == "10.0.0.1:2" {
+			s.Write([]byte("partial"))
+			s.Reset(http2.ErrCodeInternal)
+			return
+		}
+		io.Copy(s, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
+		s.CloseWrite()
+		io.Copy(io.Discard, s)
+	})
+	st, err := open(t, c, "10.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.New()
+	io.Copy(want, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
+	got := sha256.New()
+	n, err := st.WriteTo(got)
+	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("WriteTo: %d bytes, %v, digest equal %v", n, err, bytes.Equal(got.Sum(nil), want.Sum(nil)))
+	}
+	st.CloseWrite()
+	st.Close()
+
+	reset, err := open(t, c, "10.0.0.1:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reset.Close()
+	var sink bytes.Buffer
+	if _, err := reset.WriteTo(&sink); err == nil {
+		t.Errorf("WriteTo on a reset stream returned nil after %q", sink.String())
+	}
+}

@@ -22,6 +22,7 @@ type Stream struct {
 	cond       *sync.Cond // on c.mu: data, window, status, reset
 	rbuf       []byte     // received, not yet read
 	roff       int
+	inflight   uint32 // bytes WriteTo took out of rbuf and has not credited yet
 	recvEOF    bool   // END_STREAM received
 	unacked    uint32 // bytes read but not yet credited back to the peer
 	sendWindow int32

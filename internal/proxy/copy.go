@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
@@ -20,9 +21,10 @@ type halfConn interface {
 // Buffers start small (most connections are short) and grow once a direction has
 // carried a lot, as Rust ztunnel's copy does: no allocation per read in steady state.
 const (
-	smallBuf  = 16 << 10
-	largeBuf  = 256 << 10
-	growAfter = 1 << 20
+	frameHeaderLen = 9 // an HTTP/2 frame header
+	smallBuf       = 16 << 10
+	largeBuf       = 256 << 10
+	growAfter      = 1 << 20
 )
 
 var (
@@ -64,10 +66,21 @@ func copyHalf(dst, src halfConn, count func(int64)) (int64, error) {
 			return n, finish(dst, err)
 		}
 	}
+	if st, ok := src.(*hbone.Stream); ok {
+		// The stream writes its own receive buffers to dst: no copy through ours.
+		n, err = st.WriteTo(countingWriter{dst, count})
+		return n, finish(dst, err)
+	}
+	// Into a stream, read 9 bytes short of the buffer: the DATA frame (9-byte header
+	// and payload) then fills whole 16 KiB TLS records, with no tiny record after it.
+	short := 0
+	if _, ok := dst.(*hbone.Stream); ok {
+		short = frameHeaderLen
+	}
 	bp := smallPool.Get().(*[]byte)
 	pool := &smallPool
 	for {
-		nr, rerr := src.Read(*bp)
+		nr, rerr := src.Read((*bp)[:len(*bp)-short])
 		if nr > 0 {
 			nw, werr := dst.Write((*bp)[:nr])
 			n += int64(nw)
@@ -90,6 +103,18 @@ func copyHalf(dst, src halfConn, count func(int64)) (int64, error) {
 	}
 	pool.Put(bp)
 	return n, finish(dst, err)
+}
+
+// countingWriter reports each write to the connection's metrics as it happens.
+type countingWriter struct {
+	w     io.Writer
+	count func(int64)
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.count(int64(n))
+	return n, err
 }
 
 func finish(dst halfConn, err error) error {
