@@ -30,9 +30,11 @@ const (
 	cps1     = "new connections/s, c=1"
 	cps8     = "new connections/s, c=8"
 	idleKiB  = "memory per idle connection per end (KiB)"
+	rateCPU  = "vCPU per proxy at 1,000 requests/s"
+	rateRSS  = "RSS of the proxies at 1,000 requests/s (MB)"
 )
 
-var metricOrder = []string{upGbps, downGbps, p8Gbps, cpuGiB, p50, p99, cps1, cps8, idleKiB}
+var metricOrder = []string{upGbps, downGbps, p8Gbps, cpuGiB, p50, p99, cps1, cps8, idleKiB, rateCPU, rateRSS}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -125,6 +127,9 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 			t.Errorf("%s: c=%s: %v %v", s.name, c, err, r)
 		}
 	}
+	if s.cpu != nil { // before the idle connections inflate the memory figure
+		h.atFixedRate(t, s, m)
+	}
 	if s.rss != nil {
 		m[idleKiB] = h.idleRSS(t, s, 1000) / 1024
 	}
@@ -153,6 +158,21 @@ func profile(t *testing.T, s scenario, phase string) func() {
 		return func() {}
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// atFixedRate measures the proxies' CPU (per proxy: both ends, halved) and memory while
+// they carry 1,000 64 B request/responses per second over 10 connections for 5 s. For
+// ztunnel the memory is the whole test process, both ztunnels and the fakes included.
+func (h *harness) atFixedRate(t *testing.T, s scenario, m map[string]float64) {
+	const secs = 5
+	before := s.cpu()
+	r, err := h.loadgenRun(s, "-mode", "rate", "-addr", s.echo, "-r", "1000", "-c", "10", "-d", strconv.Itoa(secs)+"s")
+	if err != nil || r["failed"] > 0 {
+		t.Errorf("%s: fixed rate: %v %v", s.name, err, r)
+		return
+	}
+	m[rateCPU] = (s.cpu() - before) / secs / 2
+	m[rateRSS] = s.rss() / 1e6
 }
 
 func medians(results map[string]map[string][]float64) map[string]map[string]float64 {

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,8 +72,11 @@ func selfCPU() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
+// selfRSS is this process's resident memory after the runtime has given freed memory
+// back to the OS, so that it shows what the ztunnels hold, not what the collector has
+// yet to return. It still includes the harness and the fake CA and istio-cni.
 func selfRSS() float64 {
-	runtime.GC()
+	debug.FreeOSMemory()
 	return vmRSS("/proc/self/status")
 }
 

@@ -5,6 +5,7 @@
 //	loadgen -mode rr -addr 10.0.0.2:8080 -n 2000 -size 64  request/response latency on one warm connection
 //	loadgen -mode cps -addr 10.0.0.2:8080 -c 8 -d 2s       new connections per second
 //	loadgen -mode idle -addr 10.0.0.2:8080 -c 1000         hold idle connections until stdin closes
+//	loadgen -mode rate -addr 10.0.0.2:8080 -r 1000 -c 10 -d 5s   64 B request/response at a fixed rate
 //
 // Results are one JSON object on stdout.
 package main
@@ -24,7 +25,8 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "echo", "echo | rr | cps | idle")
+	mode := flag.String("mode", "echo", "echo | rr | cps | idle | rate")
+	rate := flag.Int("r", 1000, "rate: requests per second, over -c connections")
 	listen := flag.String("listen", ":8080", "echo: address to serve")
 	addr := flag.String("addr", "", "rr, cps, idle: server address")
 	n := flag.Int("n", 2000, "rr: round trips")
@@ -43,6 +45,8 @@ func main() {
 		out, err = connsPerSecond(*addr, *c, *d)
 	case "idle":
 		err = idle(*addr, *c)
+	case "rate":
+		out, err = fixedRate(*addr, *rate, *c, *d)
 	default:
 		log.Fatalf("unknown mode %q", *mode)
 	}
@@ -155,4 +159,37 @@ func idle(addr string, c int) error {
 	os.Stdout.WriteString("ready\n")
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	return nil
+}
+
+// fixedRate sends 64 B requests at rate per second, spread over c kept-alive
+// connections, for d, and reports how many were answered.
+func fixedRate(addr string, rate, c int, d time.Duration) (map[string]float64, error) {
+	var done, failed atomic.Int64
+	interval := time.Duration(c) * time.Second / time.Duration(rate)
+	var wg sync.WaitGroup
+	for range c {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		wg.Go(func() {
+			defer conn.Close()
+			buf := make([]byte, 64)
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for end := time.Now().Add(d); time.Now().Before(end); <-tick.C {
+				if _, err := conn.Write(buf); err != nil {
+					failed.Add(1)
+					return
+				}
+				if _, err := io.ReadFull(conn, buf); err != nil {
+					failed.Add(1)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return map[string]float64{"per_second": float64(done.Load()) / d.Seconds(), "failed": float64(failed.Load())}, nil
 }
