@@ -109,6 +109,13 @@ func (h *HostSockets) Dial(ctx context.Context, local netip.Addr, remote netip.A
 }
 
 func (h *HostSockets) dial(ctx context.Context, local netip.Addr, remote netip.AddrPort, transparent bool) (net.Conn, error) {
+	if h.Enter != nil {
+		return h.dialIn(ctx, local, remote, transparent)
+	}
+	return h.dialHere(ctx, local, remote, transparent)
+}
+
+func (h *HostSockets) dialHere(ctx context.Context, local netip.Addr, remote netip.AddrPort, transparent bool) (net.Conn, error) {
 	d := net.Dialer{KeepAliveConfig: h.keepalive(), Control: h.opts(transparent).Control()}
 	if local.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
