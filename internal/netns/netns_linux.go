@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,12 @@ func FromFile(f *os.File) (*NS, error) {
 	return &NS{f: f, dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
+// home is the namespace every unlocked thread of this process is in, opened once (it
+// was an open and a close per socket). It holds because Go starts new threads from a
+// clean template thread, never from one locked inside a pod's namespace, and a thread
+// that fails to come back is discarded.
+var home = sync.OnceValues(func() (*os.File, error) { return os.Open("/proc/thread-self/ns/net") })
+
 // Do runs fn on a thread that has entered the namespace. The thread returns to its
 // namespace afterwards; if that fails, it stays locked and dies with its goroutine
 // rather than serve other goroutines in the wrong namespace.
@@ -35,12 +42,11 @@ func (n *NS) Do(fn func() error) error {
 
 func (n *NS) do(fn func() error) error {
 	runtime.LockOSThread()
-	orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+	orig, err := home()
 	if err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("opening current netns: %w", err)
 	}
-	defer orig.Close()
 	if err := unix.Setns(int(n.f.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("entering %s: %w", n, err)
