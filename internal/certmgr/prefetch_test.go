@@ -95,19 +95,6 @@ func TestConcurrentGetsMakeOneCSR(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output written from the manager's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestBadRenewalsOverGRPC: whatever goes wrong with a renewal (the CA down, an answer
 // for another identity, garbage), the still-valid certificate is kept and served, the
 // state stays Available, the log says why, and the next retry after the CA is fixed
