@@ -8,9 +8,11 @@ package bench
 import (
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,10 +71,16 @@ func TestHarness(t *testing.T) {
 	for i, s := range h.scenarios {
 		names[i] = s.name
 	}
-	md := report(names, medians(results), rounds, secs)
+	med := medians(results)
+	md := report(names, med, rounds, secs)
 	os.Stdout.WriteString("\n" + md)
 	if out := os.Getenv("ZTUNNEL_BENCH_OUT"); out != "" {
+		png := strings.TrimSuffix(out, ".md") + ".png"
+		md += "\n![ratios to the mTLS pipe](" + filepath.Base(png) + ")\n"
 		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			t.Error(err)
+		}
+		if err := chart(png, med); err != nil {
 			t.Error(err)
 		}
 	}
