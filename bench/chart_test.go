@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"strings"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -58,7 +59,10 @@ func chart(path string, med map[string]map[string]float64) error {
 	return f.Close()
 }
 
+// ascii spells the report's labels in the characters the 7×13 font has.
+var ascii = strings.NewReplacer("→", "->", "µ", "u", "×", "x", "≥", ">=", "≤", "<=")
+
 func text(img draw.Image, x, y int, s string, c color.Color) {
 	d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
+	d.DrawString(ascii.Replace(s))
 }
