@@ -108,13 +108,7 @@ func (f *FakeCNI) AddPod(uid, ns, name, sa, nsPath string) (string, error) {
 func (f *FakeCNI) DelPod(uid string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.pods, uid)
-	for i, u := range f.order {
-		if u == uid {
-			f.order = append(f.order[:i], f.order[i+1:]...)
-			break
-		}
-	}
+	f.forgetLocked(uid)
 	if f.conn == nil {
 		return "", errors.New("ztunnel is not connected")
 	}
@@ -192,6 +186,10 @@ func (f *FakeCNI) sendLocked(b []byte, fds []int) (string, error) {
 func (f *FakeCNI) Forget(uid string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.forgetLocked(uid)
+}
+
+func (f *FakeCNI) forgetLocked(uid string) {
 	delete(f.pods, uid)
 	for i, u := range f.order {
 		if u == uid {
