@@ -55,18 +55,7 @@ func (s *Stream) Conn() *Conn { return s.c }
 func (s *Stream) Read(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
-	for s.roff == len(s.rbuf) && !s.recvEOF && s.resetErr == nil {
-		if err := s.waitLocked(s.rdeadline); err != nil {
-			c.mu.Unlock()
-			return 0, err
-		}
-	}
-	if s.roff == len(s.rbuf) {
-		err := s.resetErr
-		if s.recvEOF {
-			err = io.EOF
-			s.maybeRemoveLocked()
-		}
+	if err := s.waitDataLocked(); err != nil {
 		c.mu.Unlock()
 		return 0, err
 	}
@@ -82,6 +71,24 @@ func (s *Stream) Read(p []byte) (int, error) {
 	c.mu.Unlock()
 	c.writeWindowUpdates(s.id, streamInc, connInc)
 	return n, nil
+}
+
+// waitDataLocked waits until the stream has unread bytes (nil), or will have no more:
+// io.EOF after END_STREAM, else the reset or deadline that ended the wait.
+func (s *Stream) waitDataLocked() error {
+	for s.roff == len(s.rbuf) && !s.recvEOF && s.resetErr == nil {
+		if err := s.waitLocked(s.rdeadline); err != nil {
+			return err
+		}
+	}
+	switch {
+	case s.roff < len(s.rbuf):
+		return nil
+	case s.recvEOF:
+		s.maybeRemoveLocked()
+		return io.EOF
+	}
+	return s.resetErr
 }
 
 // creditLocked returns the window increments to send once half a window was read, so

@@ -31,26 +31,17 @@ func (s *Stream) takeReceived(spare []byte) (chunk, full []byte, err error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for s.roff == len(s.rbuf) && !s.recvEOF && s.resetErr == nil {
-		if err := s.waitLocked(s.rdeadline); err != nil {
-			return nil, nil, err
+	if err := s.waitDataLocked(); err != nil {
+		if err == io.EOF {
+			err = nil
 		}
-	}
-	if s.roff == len(s.rbuf) {
-		if s.recvEOF {
-			s.maybeRemoveLocked()
-			return nil, nil, nil
-		}
-		return nil, nil, s.resetErr
+		return nil, nil, err
 	}
 	full, chunk = s.rbuf, s.rbuf[s.roff:]
-	if s.removed {
-		// Its bytes were credited when it was removed; keep it as Read would see it.
-		s.rbuf, s.roff = spare[:0], 0
-		return chunk, full, nil
-	}
 	s.rbuf, s.roff = spare[:0], 0
-	s.inflight = uint32(len(chunk))
+	if !s.removed { // a removed stream's bytes were credited when it was removed
+		s.inflight = uint32(len(chunk))
+	}
 	return chunk, full, nil
 }
 
