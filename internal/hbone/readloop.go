@@ -33,21 +33,74 @@ func (c *Conn) Serve(h Handler) error {
 
 func (c *Conn) readLoop(accept func(*Stream)) error {
 	for {
-		f, err := c.fr.ReadFrame()
+		f, err := c.readFrame()
+		if f == nil && err == nil {
+			continue // a DATA frame went straight into its stream
+		}
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
 				c.streamError(se.StreamID, se.Code)
 				continue
 			}
+			if code, ok := goAwayCode(err); ok {
+				c.queueControl(control{kind: uint8(http2.FrameGoAway), code: code})
+			}
 			return err
 		}
 		if err := c.handle(f, accept); err != nil {
-			c.queueControl(control{kind: uint8(http2.FrameGoAway), code: http2.ErrCodeProtocol})
+			code, ok := goAwayCode(err)
+			if !ok {
+				code = http2.ErrCodeProtocol
+			}
+			c.queueControl(control{kind: uint8(http2.FrameGoAway), code: code})
 			return err
 		}
 		c.tryFlushControl() // what handling queued under c.mu, such as a reset stream's credit
 	}
+}
+
+// readFrame returns the next frame the framer parses, or nil and no error when a
+// DATA frame's payload went straight into its stream's buffer.
+func (c *Conn) readFrame() (http2.Frame, error) {
+	fh, err := c.fr.ReadFrameHeader()
+	if err != nil {
+		return nil, err
+	}
+	if fastData(fh) {
+		handled, err := c.readData(fh)
+		if err != nil {
+			return nil, err
+		}
+		if handled {
+			return nil, nil
+		}
+	}
+	return c.fr.ReadFrameForHeader(fh)
+}
+
+// protocolError is a connection error we detected; the peer is told its code in a GOAWAY.
+type protocolError struct {
+	code   http2.ErrCode
+	reason string
+}
+
+func (e protocolError) Error() string { return fmt.Sprintf("%v: %s", e.code, e.reason) }
+
+// goAwayCode is the GOAWAY code for a connection-ending read error, if the peer broke
+// the protocol (rather than the connection breaking).
+func goAwayCode(err error) (http2.ErrCode, bool) {
+	var pe protocolError
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &pe):
+		return pe.code, true
+	case errors.As(err, &ce):
+		return http2.ErrCode(ce), true
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		return http2.ErrCodeFrameSize, true
+	}
+	return 0, false
 }
 
 func (c *Conn) handle(f http2.Frame, accept func(*Stream)) error {
@@ -92,7 +145,8 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	}
 	if len(s.rbuf)-s.roff+len(data) > int(c.local.StreamWindow)+int(c.local.MaxFrameSize) {
 		c.mu.Unlock()
-		return fmt.Errorf("stream %d exceeded its flow-control window", f.StreamID)
+		return protocolError{http2.ErrCodeFlowControl,
+			fmt.Sprintf("stream %d exceeded its flow-control window", f.StreamID)}
 	}
 	s.rbuf = append(s.rbuf, data...)
 	if f.StreamEnded() {

@@ -21,10 +21,9 @@ type halfConn interface {
 // Buffers start small (most connections are short) and grow once a direction has
 // carried a lot, as Rust ztunnel's copy does: no allocation per read in steady state.
 const (
-	frameHeaderLen = 9 // an HTTP/2 frame header
-	smallBuf       = 16 << 10
-	largeBuf       = 256 << 10
-	growAfter      = 1 << 20
+	smallBuf  = 16 << 10
+	largeBuf  = 256 << 10
+	growAfter = 1 << 20
 )
 
 var (
@@ -71,16 +70,15 @@ func copyHalf(dst, src halfConn, count func(int64)) (int64, error) {
 		n, err = st.WriteTo(countingWriter{dst, count})
 		return n, finish(dst, err)
 	}
-	// Into a stream, read 9 bytes short of the buffer: the DATA frame (9-byte header
-	// and payload) then fills whole 16 KiB TLS records, with no tiny record after it.
-	short := 0
-	if _, ok := dst.(*hbone.Stream); ok {
-		short = frameHeaderLen
+	if dt, ok := dst.(*hbone.Stream); ok {
+		// The stream builds DATA frames in its own read buffer: no copy through ours.
+		n, err = dt.ReadFrom(countingReader{src, count})
+		return n, finish(dst, err)
 	}
 	bp := smallPool.Get().(*[]byte)
 	pool := &smallPool
 	for {
-		nr, rerr := src.Read((*bp)[:len(*bp)-short])
+		nr, rerr := src.Read(*bp)
 		if nr > 0 {
 			nw, werr := dst.Write((*bp)[:nr])
 			n += int64(nw)
@@ -113,6 +111,19 @@ type countingWriter struct {
 
 func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
+	c.count(int64(n))
+	return n, err
+}
+
+// countingReader reports each read to the connection's metrics: what is read toward
+// a stream is written before the next read.
+type countingReader struct {
+	r     io.Reader
+	count func(int64)
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
 	c.count(int64(n))
 	return n, err
 }

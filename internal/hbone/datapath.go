@@ -1,0 +1,159 @@
+package hbone
+
+import (
+	"fmt"
+	"io"
+	"sync"
+
+	"golang.org/x/net/http2"
+)
+
+// The data path skips the framer's buffers on both sides: a DATA frame's payload is
+// read from the TLS connection straight into the stream's receive buffer, and a frame
+// to send is built in place, its header written over the 9 bytes before the payload.
+// Each saves one memmove of every byte carried; the framer still handles every other
+// frame and every padded DATA frame.
+
+// maxRecordPayload keeps a DATA frame, header included, within one 16 KiB TLS record:
+// a 16,393-byte frame would cost a second, 9-byte record and write.
+const maxRecordPayload = 16<<10 - frameHeaderLen
+
+const frameHeaderLen = 9
+
+// Send buffers start at one record and grow once a stream has sent a lot: most
+// tunnels are short, bulk ones read the app socket in fewer, larger reads.
+const (
+	smallSendBuf = 16 << 10
+	largeSendBuf = 256 << 10
+	growAfter    = 1 << 20
+)
+
+var (
+	smallSendPool = sync.Pool{New: func() any { b := make([]byte, smallSendBuf); return &b }}
+	largeSendPool = sync.Pool{New: func() any { b := make([]byte, largeSendBuf); return &b }}
+)
+
+// fastData reports whether a DATA frame can be read straight into a stream's buffer:
+// not padded (the padding length comes first), and on a stream that is not 0 (a
+// protocol error the framer reports).
+func fastData(fh http2.FrameHeader) bool {
+	return fh.Type == http2.FrameData && fh.StreamID != 0 && fh.Length > 0 &&
+		!fh.Flags.Has(http2.FlagDataPadded)
+}
+
+// readData reads one DATA frame's payload into its stream's receive buffer. handled
+// is false when the stream is gone or finished: the caller reads the frame through
+// the framer, whose onData credits and drops it.
+func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
+	n := int(fh.Length)
+	c.mu.Lock()
+	s := c.streams[fh.StreamID]
+	if s == nil || s.recvEOF {
+		c.mu.Unlock()
+		return false, nil
+	}
+	if len(s.rbuf)-s.roff+n > int(c.local.StreamWindow)+int(c.local.MaxFrameSize) {
+		c.mu.Unlock()
+		return true, protocolError{http2.ErrCodeFlowControl,
+			fmt.Sprintf("stream %d exceeded its flow-control window", fh.StreamID)}
+	}
+	base := s.reserveRecvLocked(n)
+	dst := s.rbuf[base : base+n]
+	c.mu.Unlock()
+
+	// Only the read loop appends to rbuf, so dst stays ours while the lock is released;
+	// a reader may meanwhile consume or swap out what lies before it.
+	if _, err := io.ReadFull(c.nc, dst); err != nil {
+		return true, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case s.removed: // reset while we read: its window goes back to the connection
+		c.recvUnacked += uint32(n)
+		if inc := c.takeConnCreditLocked(); inc > 0 {
+			c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: inc})
+		}
+		return true, nil
+	case len(s.rbuf) == base && cap(s.rbuf) >= base+n && &s.rbuf[:base+n][base] == &dst[0]:
+		s.rbuf = s.rbuf[:base+n]
+	default: // the reader swapped or rewound the buffer meanwhile
+		s.rbuf = append(s.rbuf, dst...)
+	}
+	if fh.Flags.Has(http2.FlagDataEndStream) {
+		s.recvEOF = true
+	}
+	s.cond.Broadcast()
+	return true, nil
+}
+
+// reserveRecvLocked makes room for n more bytes after rbuf's end and returns where
+// they go. Unread bytes move to the front of a new buffer only when the old one is full.
+func (s *Stream) reserveRecvLocked(n int) int {
+	if cap(s.rbuf)-len(s.rbuf) >= n {
+		return len(s.rbuf)
+	}
+	unread := s.rbuf[s.roff:]
+	nb := make([]byte, len(unread), max(2*cap(s.rbuf), len(unread)+n))
+	copy(nb, unread)
+	s.rbuf, s.roff = nb, 0
+	return len(nb)
+}
+
+// ReadFrom sends what r yields as DATA frames until r's EOF (nil) or an error. The
+// frames are built in the read buffer itself, so the bytes are not copied on the way
+// to TLS. It does not half-close: CloseWrite does.
+func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	bp, pool := smallSendPool.Get().(*[]byte), &smallSendPool
+	defer func() { pool.Put(bp) }()
+	for {
+		nr, rerr := r.Read((*bp)[frameHeaderLen:])
+		if nr > 0 {
+			if err := s.sendFramed((*bp)[:frameHeaderLen+nr]); err != nil {
+				return total, err
+			}
+			total += int64(nr)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+		if pool == &smallSendPool && total >= growAfter {
+			pool.Put(bp)
+			bp, pool = largeSendPool.Get().(*[]byte), &largeSendPool
+		}
+	}
+}
+
+// sendFramed sends b[9:] as DATA frames. Each frame's header is written over the 9
+// bytes before its payload: the buffer's spare head for the first, already sent bytes
+// for the next ones.
+func (s *Stream) sendFramed(b []byte) error {
+	payload := len(b) - frameHeaderLen
+	for off := 0; off < payload; {
+		n, err := s.reserve(min(payload-off, maxRecordPayload))
+		if err != nil {
+			return err
+		}
+		frame := b[off : off+frameHeaderLen+n]
+		putDataHeader(frame, n, s.id)
+		s.c.wmu.Lock()
+		_, err = s.c.nc.Write(frame)
+		s.c.unlockW()
+		if err != nil {
+			return s.c.fail(err)
+		}
+		off += n
+	}
+	return nil
+}
+
+// putDataHeader writes a DATA frame header (RFC 9113 §4.1) with no flags.
+func putDataHeader(b []byte, length int, id uint32) {
+	b[0], b[1], b[2] = byte(length>>16), byte(length>>8), byte(length)
+	b[3], b[4] = byte(http2.FrameData), 0
+	b[5], b[6], b[7], b[8] = byte(id>>24&0x7f), byte(id>>16), byte(id>>8), byte(id)
+}
