@@ -63,15 +63,20 @@ type Conn struct {
 	henc *hpack.Encoder
 	hbuf bytes.Buffer
 
-	ctlMu sync.Mutex // guards ctl and spare: control frames queued by the read loop
-	ctl   []control
-	spare []control
+	ctlMu    sync.Mutex // guards ctl, spare and ctlFlood: control frames queued by the read loop
+	ctl      []control
+	spare    []control
+	ctlFlood bool // more than maxQueuedControl frames waited: the peer does not read
+
+	emptyData int // read loop only: DATA frames in a row that carried nothing
 
 	mu          sync.Mutex // guards everything below, and every Stream's state
 	streams     map[uint32]*Stream
 	nextID      uint32 // client: next stream id to open
 	lastPeerID  uint32 // server: highest stream id the peer opened
 	active      int    // open streams we initiated (client) or accepted (server)
+	handlers    int    // server: handlers running, reset streams' included
+	resets      resetBudget
 	peerMaxStr  uint32 // peer's SETTINGS_MAX_CONCURRENT_STREAMS
 	peerFrame   uint32 // peer's SETTINGS_MAX_FRAME_SIZE: our largest DATA frame
 	peerWindow  int32  // peer's SETTINGS_INITIAL_WINDOW_SIZE: new streams' send window

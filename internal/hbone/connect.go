@@ -139,13 +139,17 @@ func (c *Conn) onRequest(f *http2.MetaHeadersFrame, accept func(*Stream)) error 
 		return fmt.Errorf("stream id %d reused or even", f.StreamID)
 	}
 	c.lastPeerID = f.StreamID
-	if c.goAway || c.active >= int(c.local.MaxStreams) {
+	// Handlers of reset streams still count: they may be dialing (Rapid Reset).
+	if c.goAway || c.active >= int(c.local.MaxStreams) || c.handlers >= int(c.local.MaxStreams) {
+		err := c.earlyEndLocked()
 		c.mu.Unlock()
 		c.queueControl(control{kind: uint8(http2.FrameRSTStream), id: f.StreamID, code: http2.ErrCodeRefusedStream})
-		return nil
+		return err
 	}
 	s := c.newStreamLocked(f.StreamID)
+	c.handlers++
 	s.req = requestOf(f)
+	s.req.tooLarge = f.Truncated
 	if f.StreamEnded() {
 		s.recvEOF = true
 	}
@@ -200,10 +204,11 @@ func (s *Stream) Respond(status int, headers ...hpack.HeaderField) error {
 	if err != nil {
 		return c.fail(err)
 	}
+	c.mu.Lock()
+	s.answered = true
+	s.sentEnd = s.sentEnd || end
+	c.mu.Unlock()
 	if end {
-		c.mu.Lock()
-		s.sentEnd = true
-		c.mu.Unlock()
 		s.Close() // whatever the client still sends is not wanted
 	}
 	return nil

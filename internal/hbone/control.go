@@ -23,7 +23,11 @@ func (c *Conn) queueControl(f control) {
 // holder of the write lock, or the read loop after its current frame, sends it.
 func (c *Conn) pushControl(f control) {
 	c.ctlMu.Lock()
-	c.ctl = append(c.ctl, f)
+	if len(c.ctl) < maxQueuedControl {
+		c.ctl = append(c.ctl, f)
+	} else {
+		c.ctlFlood = true
+	}
 	c.ctlMu.Unlock()
 }
 
@@ -33,6 +37,13 @@ func (c *Conn) tryFlushControl() {
 		c.flushControlLocked()
 		c.wmu.Unlock()
 	}
+}
+
+// controlFlooded reports a peer that let more than maxQueuedControl answers queue up.
+func (c *Conn) controlFlooded() bool {
+	c.ctlMu.Lock()
+	defer c.ctlMu.Unlock()
+	return c.ctlFlood
 }
 
 func (c *Conn) hasControl() bool {

@@ -46,6 +46,7 @@ func fastData(fh http2.FrameHeader) bool {
 // the framer, whose onData credits and drops it.
 func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
 	n := int(fh.Length)
+	c.emptyData = 0
 	c.mu.Lock()
 	s := c.streams[fh.StreamID]
 	if s == nil || s.recvEOF {

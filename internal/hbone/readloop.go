@@ -15,9 +15,7 @@ type Handler func(*Stream)
 // Run reads the client connection until it ends; the pool runs it in a goroutine.
 func (c *Conn) Run() error {
 	c.startPings()
-	err := c.readLoop(nil)
-	c.teardown(err)
-	return err
+	return c.teardown(c.readLoop(nil))
 }
 
 // Serve reads the server connection, running h for every new stream. It returns when the
@@ -25,8 +23,17 @@ func (c *Conn) Run() error {
 func (c *Conn) Serve(h Handler) error {
 	var wg sync.WaitGroup
 	c.startPings()
-	err := c.readLoop(func(s *Stream) { wg.Go(func() { h(s) }) })
-	c.teardown(err)
+	err := c.readLoop(func(s *Stream) {
+		wg.Go(func() {
+			defer c.handlerDone()
+			if s.req.tooLarge {
+				s.Respond(431) // RFC 9113 §10.5.1: the header list exceeded our limit
+				return
+			}
+			h(s)
+		})
+	})
+	err = c.teardown(err)
 	wg.Wait()
 	return err
 }
@@ -39,8 +46,11 @@ func (c *Conn) readLoop(accept func(*Stream)) error {
 		}
 		if err != nil {
 			var se http2.StreamError
-			if errors.As(err, &se) {
-				c.streamError(se.StreamID, se.Code)
+			if errors.As(err, &se) { // ours to detect: the peer is told with RST_STREAM
+				c.queueControl(control{kind: uint8(http2.FrameRSTStream), id: se.StreamID, code: se.Code})
+				err = c.streamError(se.StreamID, se.Code)
+			}
+			if err == nil {
 				continue
 			}
 			if code, ok := goAwayCode(err); ok {
@@ -48,7 +58,10 @@ func (c *Conn) readLoop(accept func(*Stream)) error {
 			}
 			return err
 		}
-		if err := c.handle(f, accept); err != nil {
+		if err := c.handle(f, accept); err != nil || c.controlFlooded() {
+			if err == nil {
+				err = ErrFlood
+			}
 			code, ok := goAwayCode(err)
 			if !ok {
 				code = http2.ErrCodeProtocol
@@ -93,6 +106,8 @@ func goAwayCode(err error) (http2.ErrCode, bool) {
 	var pe protocolError
 	var ce http2.ConnectionError
 	switch {
+	case errors.Is(err, ErrFlood):
+		return http2.ErrCodeEnhanceYourCalm, true
 	case errors.As(err, &pe):
 		return pe.code, true
 	case errors.As(err, &ce):
@@ -117,7 +132,7 @@ func (c *Conn) handle(f http2.Frame, accept func(*Stream)) error {
 	case *http2.WindowUpdateFrame:
 		return c.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
-		c.streamError(f.StreamID, f.ErrCode)
+		return c.streamError(f.StreamID, f.ErrCode)
 	case *http2.PingFrame:
 		c.onPing(f)
 	case *http2.GoAwayFrame:
@@ -129,6 +144,9 @@ func (c *Conn) handle(f http2.Frame, accept func(*Stream)) error {
 }
 
 func (c *Conn) onData(f *http2.DataFrame) error {
+	if err := c.countEmptyData(f); err != nil {
+		return err
+	}
 	data := f.Data()
 	c.mu.Lock()
 	c.recvUnacked += f.Length - uint32(len(data)) // padding is credited at once
@@ -216,14 +234,20 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 }
 
 // streamError ends one stream (RST_STREAM received, or a stream-level protocol error).
-func (c *Conn) streamError(id uint32, code http2.ErrCode) {
+// A stream ended before we answered it draws on the reset budget: ErrFlood when spent.
+func (c *Conn) streamError(id uint32, code http2.ErrCode) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	s := c.streams[id]
-	if s != nil {
-		s.resetErr = http2.StreamError{StreamID: id, Code: code}
-		s.removeLocked()
+	if s == nil {
+		return nil
 	}
-	c.mu.Unlock()
+	s.resetErr = http2.StreamError{StreamID: id, Code: code}
+	s.removeLocked()
+	if !s.answered {
+		return c.earlyEndLocked()
+	}
+	return nil
 }
 
 func (c *Conn) onPing(f *http2.PingFrame) {
@@ -292,11 +316,15 @@ func (c *Conn) fail(err error) error {
 	return err
 }
 
-// teardown runs when the read loop ends: every stream fails, waiters wake up.
-func (c *Conn) teardown(err error) {
+// teardown runs when the read loop ends: every stream fails, waiters wake up. It
+// returns why the connection ended: the reason fail recorded (a missed PING, a write
+// error), which made the read fail, or else the read loop's error.
+func (c *Conn) teardown(err error) error {
 	c.mu.Lock()
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %v", ErrConnClosed, err)
+	} else {
+		err = c.err
 	}
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
@@ -310,4 +338,5 @@ func (c *Conn) teardown(err error) {
 	c.mu.Unlock()
 	c.nc.Close()
 	close(c.closed)
+	return err
 }

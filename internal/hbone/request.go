@@ -24,6 +24,8 @@ type Request struct {
 	Traceparent string
 	// Other holds any other request headers a peer sent (lowercase names).
 	Other map[string]string
+
+	tooLarge bool // the header list exceeded MaxHeaderListSize: answered 431 by Serve
 }
 
 // Authority is a parsed :authority: an address, or a hostname and port.

@@ -29,6 +29,7 @@ type Stream struct {
 	sentEnd    bool  // END_STREAM sent
 	resetErr   error // RST_STREAM either way, or the connection died
 	status     int   // client: response status once received
+	answered   bool  // server: Respond was called
 	removed    bool
 	rdeadline  time.Time
 	wdeadline  time.Time

@@ -1,0 +1,78 @@
+package hbone
+
+import (
+	"errors"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Flood limits of one connection. A peer may only make us do work in proportion to
+// what it is allowed: handlers are capped at MaxStreams even when their streams were
+// reset (Rapid Reset, CVE-2023-44487), refused or reset streams draw on a budget
+// (MadeYouReset, CVE-2025-8671), and frames we must answer (PING, SETTINGS) queue only
+// so far when the peer does not read our answers. Past a limit the connection ends
+// with GOAWAY(ENHANCE_YOUR_CALM), as x/net's server and Envoy's flood limits do.
+const (
+	// maxQueuedControl is x/net's maxQueuedControlFrames.
+	maxQueuedControl = 10000
+	// maxEmptyData is how many DATA frames without payload or END_STREAM may arrive in
+	// a row: they carry nothing and cost a frame's work each.
+	maxEmptyData = 100
+)
+
+// ErrFlood ends a connection whose peer exceeded a flood limit.
+var ErrFlood = errors.New("HBONE peer exceeded a flood limit")
+
+// resetBudget is a token bucket for streams that end before doing useful work: reset
+// by the peer before we answered, or refused. Burst and refill are both MaxStreams
+// per second, so a client that aborts its tunnels at a normal pace never hits it.
+type resetBudget struct {
+	tokens float64
+	last   time.Time
+}
+
+// spendLocked takes one token; false when the budget is exhausted.
+func (b *resetBudget) spendLocked(perSecond uint32, now time.Time) bool {
+	burst := float64(perSecond)
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else {
+		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*burst)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// earlyEndLocked records a stream that ended before it was answered, or was refused;
+// it returns ErrFlood when the budget is spent.
+func (c *Conn) earlyEndLocked() error {
+	if c.client || c.resets.spendLocked(c.local.MaxStreams, time.Now()) {
+		return nil
+	}
+	return ErrFlood
+}
+
+// handlerDone frees a handler's slot when it returns.
+func (c *Conn) handlerDone() {
+	c.mu.Lock()
+	c.handlers--
+	c.mu.Unlock()
+}
+
+// countEmptyData tracks DATA frames that carry nothing.
+func (c *Conn) countEmptyData(f *http2.DataFrame) error {
+	if len(f.Data()) > 0 || f.StreamEnded() {
+		c.emptyData = 0
+		return nil
+	}
+	c.emptyData++
+	if c.emptyData > maxEmptyData {
+		return ErrFlood
+	}
+	return nil
+}
