@@ -42,6 +42,7 @@ type App struct {
 	authz    *rbac.Engine
 	traffic  *metrics.Traffic // Istio's TCP metrics, shared by every proxy
 	conns    *conns.Registry  // live connections and pods, for the dump
+	connCap  *proxy.ConnLimit // MAX_CONNECTIONS, shared by every pod's proxy
 
 	quitOnce sync.Once
 	quit     chan struct{} // closed by Shutdown
@@ -71,6 +72,7 @@ func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 	a.authz = rbac.NewEngine(a.store)
 	a.traffic = metrics.NewTraffic(a.registry)
 	a.conns = conns.New()
+	a.connCap = proxy.NewConnLimit(cfg.Limits.MaxConnections)
 	return a
 }
 

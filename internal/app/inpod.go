@@ -54,7 +54,7 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
 	p := proxy.New(proxy.Deps{
 		Config: c, State: a.store, Certs: certs, Sockets: sockets, Authz: a.authz, Demand: demand, Drain: a.drain,
-		Pod: &pod.Info, PodUID: pod.UID, Traffic: a.traffic, Conns: a.conns, Logger: logging.Scoped(a.log, "proxy"),
+		Pod: &pod.Info, PodUID: pod.UID, Traffic: a.traffic, Conns: a.conns, ConnLimit: a.connCap, Logger: logging.Scoped(a.log, "proxy"),
 		Listen: proxy.Listen{
 			Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
 			Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},

@@ -16,7 +16,7 @@ func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, stri
 	d := proxy.Deps{
 		Config: a.cfg, State: a.store, Certs: certs, Sockets: proxy.NewHostSockets(a.cfg),
 		Listen: a.listen, Authz: a.authz, Drain: a.drain, Demand: demand, Logger: logging.Scoped(a.log, "proxy"),
-		Traffic: a.traffic, Conns: a.conns,
+		Traffic: a.traffic, Conns: a.conns, ConnLimit: a.connCap,
 	}
 	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated { // one workload, named
 		d.Pod = &proxy.Pod{Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount}

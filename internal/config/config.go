@@ -66,6 +66,10 @@ type Config struct {
 	PoolMaxStreamsPerConn    uint16
 	PoolUnusedReleaseTimeout time.Duration
 
+	// Limits against floods and stuck peers; ours (Rust ztunnel has fixed values or
+	// none): see Limits.
+	Limits Limits
+
 	// TerminationDeadline bounds draining on shutdown.
 	TerminationDeadline time.Duration
 	WorkerThreads       int // effective GOMAXPROCS
@@ -83,6 +87,18 @@ type Config struct {
 	LogLevel  string // RUST_LOG syntax
 
 	Addrs Addresses
+}
+
+// Limits bound what peers can make ztunnel hold. Rust ztunnel has no connection cap and
+// no idle timeouts (it relies on TCP keepalive); ours default to values that no
+// well-behaved workload reaches, and 0 turns a timeout off.
+type Limits struct {
+	MaxConnections    int           // proxied connections held at once, all pods together
+	MaxStreams        uint32        // streams a peer may open per inbound HBONE connection
+	MaxHeaderListSize uint32        // decoded CONNECT header bytes accepted
+	HandshakeTimeout  time.Duration // TLS handshake, and the HTTP/2 preface after it
+	IdleTimeout       time.Duration // a connection with no byte either way is closed (0: never)
+	HalfClosedTimeout time.Duration // after one side's FIN, silence this long closes it (0: never)
 }
 
 // Addresses are the listeners of the ztunnel process itself (not those in pod netns).

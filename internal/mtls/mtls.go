@@ -25,7 +25,8 @@ var (
 	ErrCipherNotAllowed = errors.New("cipher suite not allowed (AES-GCM only)")
 )
 
-// HandshakeTimeout bounds a TLS handshake, so a silent peer cannot hold a goroutine.
+// HandshakeTimeout bounds a TLS handshake when the caller gives no bound, so a silent
+// peer cannot hold a goroutine (TLS_HANDSHAKE_TIMEOUT's default).
 const HandshakeTimeout = 10 * time.Second
 
 // allowedSuite keeps ztunnel's TLS 1.3 suites. Go does not let a Config restrict TLS 1.3
@@ -133,9 +134,12 @@ func PeerIdentity(cs tls.ConnectionState) (identity.Identity, error) {
 	return identity.FromCert(cs.PeerCertificates[0])
 }
 
-// Handshake runs a TLS handshake bounded by HandshakeTimeout (and ctx).
-func Handshake(ctx context.Context, c *tls.Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
+// Handshake runs a TLS handshake bounded by timeout (HandshakeTimeout when 0) and ctx.
+func Handshake(ctx context.Context, c *tls.Conn, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = HandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return c.HandshakeContext(ctx)
 }

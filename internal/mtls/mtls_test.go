@@ -52,7 +52,7 @@ func handshake(t *testing.T, srvCert *identity.Cert, cfg *tls.Config) (clientErr
 		}
 		defer nc.Close()
 		tc := tls.Server(nc, srvCfg)
-		if serverErr = mtls.Handshake(context.Background(), tc); serverErr == nil {
+		if serverErr = mtls.Handshake(context.Background(), tc, 0); serverErr == nil {
 			peer, _ = mtls.PeerIdentity(tc.ConnectionState())
 			tc.Write([]byte{1}) // let the client see the server's verdict
 		}
@@ -62,7 +62,7 @@ func handshake(t *testing.T, srvCert *identity.Cert, cfg *tls.Config) (clientErr
 		t.Fatal(err)
 	}
 	tc := tls.Client(nc, cfg)
-	clientErr = mtls.Handshake(context.Background(), tc)
+	clientErr = mtls.Handshake(context.Background(), tc, 0)
 	if clientErr == nil {
 		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, clientErr = tc.Read(make([]byte, 1))

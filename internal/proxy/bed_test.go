@@ -66,7 +66,7 @@ var (
 	sleepID   = identity.New("cluster.local", "foo", "sleep")
 	echoID    = identity.New("cluster.local", "default", "echo")
 	waypoint  = netip.MustParseAddr("127.0.11.9")
-	appPorts  = map[string]func(net.Conn){"8080": whoami, "9000": echoApp, "9001": sinkApp, "9004": resetApp}
+	appPorts  = map[string]func(net.Conn){"8080": whoami, "9000": echoApp, "9001": sinkApp, "9004": resetApp, "9005": byeApp}
 	setupOnce sync.Mutex
 )
 
@@ -88,7 +88,7 @@ type bed struct {
 
 // newBed starts the two nodes. Node B enforces authorization with the real engine over
 // its own store (no policy at first: everything allowed); tests add policies there.
-func newBed(t *testing.T) *bed {
+func newBed(t *testing.T, env ...string) *bed {
 	t.Helper()
 	setupOnce.Lock()
 	t.Cleanup(setupOnce.Unlock)
@@ -100,8 +100,8 @@ func newBed(t *testing.T) *bed {
 	startApps(t)
 	b.startWaypoint(t)
 	b.b = b.startNode(t, "b", proxy.Listen{Inbound: b.addrs(echoIPs...), HBONEPort: b.port,
-		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.11.1"), b.port+1)}}, b.accepted, true)
-	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil, false)
+		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.11.1"), b.port+1)}}, b.accepted, true, env)
+	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil, false, env)
 	return b
 }
 
@@ -113,9 +113,9 @@ func (b *bed) addrs(ips ...string) []netip.AddrPort {
 	return out
 }
 
-func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, authz bool) *node {
+func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, authz bool, env []string) *node {
 	t.Helper()
-	cfg, err := config.Load(config.Source{FileExists: func(string) bool { return false }, IPv6: func() bool { return false }})
+	cfg, err := config.Load(config.Source{Env: env, FileExists: func(string) bool { return false }, IPv6: func() bool { return false }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +206,13 @@ func echoApp(c net.Conn) {
 func sinkApp(c net.Conn) {
 	n, _ := io.Copy(io.Discard, c)
 	fmt.Fprintf(c, "%d", n)
+}
+
+// byeApp says bye and half-closes first, then reads until the client ends.
+func byeApp(c net.Conn) {
+	c.Write([]byte("bye"))
+	c.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, c)
 }
 
 // resetApp takes one byte and aborts the connection.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/state"
@@ -33,24 +34,31 @@ var (
 
 // pipe copies both ways until both directions have ended. EOF in one direction is
 // passed on as a half-close (FIN ↔ END_STREAM) while the other keeps flowing; an
-// error in either aborts both. a is the client's side. It returns the bytes a→b and
-// b→a, and reports them to mc as they flow.
-func pipe(a, b halfConn, mc *metrics.Conn) (aToB, bToA int64, err error) {
+// error in either aborts both, and so does silence past the limits' timeouts. a is
+// the client's side. It returns the bytes a→b and b→a, and reports them to mc as
+// they flow.
+func pipe(a, b halfConn, mc *metrics.Conn, l config.Limits) (aToB, bToA int64, err error) {
 	var wg sync.WaitGroup
 	var errB error
+	w := startWatchdog(l, func() { abort(a, b) }, a, b)
 	wg.Go(func() {
 		bToA, errB = copyHalf(a, b, mc.ServerToClient)
 		if errB != nil {
 			abort(a, b)
 		}
+		w.halfClosed()
 	})
 	aToB, err = copyHalf(b, a, mc.ClientToServer)
 	if err != nil {
 		abort(a, b)
 	}
+	w.halfClosed()
 	wg.Wait()
 	a.Close()
 	b.Close()
+	if expired := w.stop(); expired != nil {
+		return aToB, bToA, expired
+	}
 	return aToB, bToA, errors.Join(err, errB)
 }
 

@@ -214,7 +214,7 @@ func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authorit
 	}
 	defer nc.Close()
 	tc := tls.Client(nc, mtls.ClientConfig(cert, []identity.Identity{echoID}))
-	if err := mtls.Handshake(context.Background(), tc); err != nil {
+	if err := mtls.Handshake(context.Background(), tc, 0); err != nil {
 		return err
 	}
 	hc, err := hbone.NewClientConn(tc, hbone.Settings{})

@@ -24,7 +24,7 @@ import (
 func (p *Proxy) serveInbound(nc net.Conn) {
 	local, peer := addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
 	tc := tls.Server(nc, mtls.ServerConfig(p.certForLocal))
-	if err := mtls.Handshake(context.Background(), tc); err != nil {
+	if err := mtls.Handshake(context.Background(), tc, p.deps.Config.Limits.HandshakeTimeout); err != nil {
 		p.log.Warn("inbound TLS handshake failed", "src.addr", peer.String(), "dst.addr", local.String(), "error", err)
 		nc.Close()
 		return
@@ -34,7 +34,7 @@ func (p *Proxy) serveInbound(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	nc.SetReadDeadline(time.Now().Add(mtls.HandshakeTimeout))
+	nc.SetReadDeadline(time.Now().Add(p.handshakeTimeout()))
 	hc, err := hbone.NewServerConn(tc, p.settings)
 	if err != nil {
 		p.log.Warn("inbound connection is not HTTP/2", "src.addr", peer.String(), "error", err)
@@ -76,6 +76,13 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	snap := p.deps.State.Snapshot()
 	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID,
 		mtls: true, baggage: req.Baggage, srcW: snap.WorkloadByAddr(p.deps.Config.Network, peer.Addr())}
+	if !p.deps.ConnLimit.acquire() {
+		p.overLimit(local)
+		p.failed(r, "CONNECT", errOverLimit)
+		st.Respond(http.StatusServiceUnavailable)
+		return
+	}
+	defer p.deps.ConnLimit.release()
 	target, dstW, code, err := p.inboundTarget(snap, req, local.Addr())
 	if err != nil {
 		log.Warn("CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
@@ -116,7 +123,7 @@ func (p *Proxy) serveIn(r *record, log *slog.Logger, rc rbac.Conn, client halfCo
 	defer untrack()
 	mc := p.deps.Traffic.Open(r.labels())
 	defer p.track(r)()
-	sent, recv, err := pipe(client, up, mc)
+	sent, recv, err := pipe(client, up, mc, p.deps.Config.Limits)
 	flags := "-"
 	if r.denied.Load() {
 		flags = "DENY"

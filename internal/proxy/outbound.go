@@ -69,7 +69,7 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 	defer untrack()
 	mc := p.deps.Traffic.Open(r.labels())
 	defer p.track(r)()
-	sent, recv, err := pipe(c, up, mc)
+	sent, recv, err := pipe(c, up, mc, p.deps.Config.Limits)
 	mc.Close("-")
 	p.complete(r, sent, recv, err)
 }
@@ -139,7 +139,7 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 			return nil, err
 		}
 		tc := tls.Client(nc, mtls.ClientConfig(cert, pl.expected))
-		if err := mtls.Handshake(ctx, tc); err != nil {
+		if err := mtls.Handshake(ctx, tc, p.deps.Config.Limits.HandshakeTimeout); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.dial, err)
 		}

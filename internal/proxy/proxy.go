@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
@@ -82,7 +83,10 @@ type Deps struct {
 	// Traffic counts Istio's TCP metrics; Conns lists live connections. Both may be nil.
 	Traffic *metrics.Traffic
 	Conns   *conns.Registry
-	Logger  *slog.Logger
+	// ConnLimit caps connections across every proxy sharing it (all pods of an in-pod
+	// ztunnel); nil: one of its own, of Config.Limits.MaxConnections.
+	ConnLimit *ConnLimit
+	Logger    *slog.Logger
 }
 
 // Proxy runs every listener of one ztunnel (node mode) or one pod (in-pod mode).
@@ -95,6 +99,8 @@ type Proxy struct {
 	pool      *pool.Pool
 	tracker   *tracker
 	ownPorts  []uint16 // ztunnel's data-plane ports: never a tunnel target
+
+	lastOverLimit atomic.Int64 // unix nanos of the last "connection refused" at the cap
 
 	mu        sync.Mutex // guards listeners and inbound
 	listeners []boundListener
@@ -118,7 +124,10 @@ func New(d Deps) *Proxy {
 	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
 		inbound: map[*hbone.Conn]struct{}{},
 		settings: hbone.Settings{StreamWindow: c.WindowSize, ConnWindow: c.ConnectionWindowSize,
-			MaxFrameSize: c.FrameSize, MaxStreams: 200}}
+			MaxFrameSize: c.FrameSize, MaxStreams: c.Limits.MaxStreams, MaxHeaderListSize: c.Limits.MaxHeaderListSize}}
+	if d.ConnLimit == nil {
+		p.deps.ConnLimit = NewConnLimit(c.Limits.MaxConnections)
+	}
 	if p.hbonePort == 0 {
 		p.hbonePort = 15008
 	}
@@ -230,12 +239,19 @@ func (p *Proxy) acceptLoop(b boundListener, conns *sync.WaitGroup) {
 			continue
 		}
 		delay = 0
+		if !p.deps.ConnLimit.acquire() {
+			p.overLimit(b.l.Addr())
+			resetConn(c)
+			continue
+		}
 		release, ok := p.deps.Drain.Hold()
 		if !ok { // draining: new connections are not taken
+			p.deps.ConnLimit.release()
 			c.Close()
 			continue
 		}
 		conns.Go(func() {
+			defer p.deps.ConnLimit.release()
 			defer release()
 			untrack := p.tracker.add(c)
 			defer untrack()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 )
 
 // OriginalDst needs Linux netfilter.
@@ -18,3 +19,6 @@ func (o Options) Control() func(network, address string, c syscall.RawConn) erro
 	}
 	return func(string, string, syscall.RawConn) error { return ErrUnsupported }
 }
+
+// SinceData needs Linux's TCP_INFO.
+func SinceData(*net.TCPConn) (time.Duration, error) { return 0, ErrUnsupported }

@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/sockopt"
+)
+
+// ConnLimit caps the connections ztunnel holds at once (MAX_CONNECTIONS). Past it, new
+// ones are refused at once rather than queued: a flood then costs the attacker a
+// reset each, and the workloads already connected keep their memory and fds. Safe for
+// concurrent use; one is shared by every proxy of a process.
+type ConnLimit struct {
+	max  int64
+	held atomic.Int64
+}
+
+// NewConnLimit allows max connections at once; 0 or less counts without limiting (a
+// Config built by hand rather than by config.Load).
+func NewConnLimit(max int) *ConnLimit { return &ConnLimit{max: int64(max)} }
+
+// acquire takes a slot; false when full.
+func (l *ConnLimit) acquire() bool {
+	if l.held.Add(1) > l.max && l.max > 0 {
+		l.held.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (l *ConnLimit) release() { l.held.Add(-1) }
+
+// Held is the number of connections holding a slot now.
+func (l *ConnLimit) Held() int { return int(l.held.Load()) }
+
+var (
+	errOverLimit      = errors.New("connection limit reached (MAX_CONNECTIONS)")
+	errIdle           = errors.New("idle timeout (CONNECTION_IDLE_TIMEOUT)")
+	errHalfClosedIdle = errors.New("half-closed and idle (HALF_CLOSED_TIMEOUT)")
+)
+
+// overLimit logs a refusal at the cap, at most once a second: a flood must not become
+// a log flood.
+func (p *Proxy) overLimit(where any) {
+	now := time.Now().UnixNano()
+	last := p.lastOverLimit.Load()
+	if now-last < int64(time.Second) || !p.lastOverLimit.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Warn("connection refused", "addr", fmt.Sprint(where), "error", errOverLimit,
+		"held", p.deps.ConnLimit.Held())
+}
+
+// resetConn refuses an accepted connection with a RST: the client learns at once.
+func resetConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+func (p *Proxy) handshakeTimeout() time.Duration {
+	if t := p.deps.Config.Limits.HandshakeTimeout; t > 0 {
+		return t
+	}
+	return 10 * time.Second
+}
+
+// watchdog ends a proxied connection that carries nothing for too long: IdleTimeout
+// while both directions are open, HalfClosedTimeout once one has ended (its peer
+// may never finish, the leak of istio/ztunnel#1629). Activity comes from the kernel
+// (TCP_INFO of the TCP sides), so the copy loops pay nothing for it. A timer, not a
+// goroutine, waits.
+type watchdog struct {
+	limits config.Limits
+	socks  []*net.TCPConn
+	abort  func()
+
+	mu      sync.Mutex // guards everything below
+	timer   *time.Timer
+	half    bool  // one direction has ended
+	expired error // why the watchdog ended the connection
+	stopped bool
+}
+
+// startWatchdog watches the TCP sides of a connection; nil when no timeout applies.
+func startWatchdog(l config.Limits, abort func(), sides ...halfConn) *watchdog {
+	if l.IdleTimeout <= 0 && l.HalfClosedTimeout <= 0 {
+		return nil
+	}
+	w := &watchdog{limits: l, abort: abort}
+	for _, s := range sides {
+		if tc, ok := s.(*net.TCPConn); ok {
+			w.socks = append(w.socks, tc)
+		}
+	}
+	if len(w.socks) == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t := w.limitLocked(); t > 0 {
+		w.timer = time.AfterFunc(t, w.check)
+	}
+	return w
+}
+
+// limitLocked is the timeout in force: the shorter of those that apply.
+func (w *watchdog) limitLocked() time.Duration {
+	t := w.limits.IdleTimeout
+	if h := w.limits.HalfClosedTimeout; w.half && h > 0 && (t <= 0 || h < t) {
+		t = h
+	}
+	return t
+}
+
+// halfClosed notes that one direction has ended.
+func (w *watchdog) halfClosed() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.half || w.stopped {
+		return
+	}
+	w.half = true
+	t := w.limitLocked()
+	switch {
+	case t <= 0:
+	case w.timer == nil:
+		w.timer = time.AfterFunc(t, w.check)
+	default:
+		w.timer.Reset(t)
+	}
+}
+
+func (w *watchdog) check() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	limit, quiet := w.limitLocked(), w.quiet()
+	if quiet < limit {
+		w.timer.Reset(limit - quiet)
+		w.mu.Unlock()
+		return
+	}
+	w.expired = errIdle
+	if w.half {
+		w.expired = errHalfClosedIdle
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	w.abort()
+}
+
+// quiet is how long the connection has carried nothing: the most recent activity of
+// any of its TCP sides.
+func (w *watchdog) quiet() time.Duration {
+	quiet := time.Duration(-1)
+	for _, s := range w.socks {
+		d, err := sockopt.SinceData(s)
+		if err != nil { // closed meanwhile, or no TCP_INFO: not ours to judge
+			return 0
+		}
+		if quiet < 0 || d < quiet {
+			quiet = d
+		}
+	}
+	return quiet
+}
+
+// stop ends the watch; it returns why the watchdog closed the connection, if it did.
+func (w *watchdog) stop() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	return w.expired
+}
