@@ -66,6 +66,7 @@ func get(t *testing.T, addr net.Addr, path string) (int, string) {
 }
 
 func TestServesAndStopsCleanly(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t)
 	wait := start(t, a)
 	b := a.Addrs()
@@ -92,6 +93,7 @@ func TestServesAndStopsCleanly(t *testing.T) {
 }
 
 func TestNotReadyWhileDraining(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t)
 	wait := start(t, a)
 	release, _ := a.drain.Hold() // a connection in flight
@@ -109,6 +111,7 @@ func TestNotReadyWhileDraining(t *testing.T) {
 }
 
 func TestDrainDeadlineEndsShutdown(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t, "CONNECTION_TERMINATION_DEADLINE=50ms")
 	wait := start(t, a)
 	a.drain.Hold() // never released
@@ -119,6 +122,7 @@ func TestDrainDeadlineEndsShutdown(t *testing.T) {
 }
 
 func TestPortInUseNamesTheAddress(t *testing.T) {
+	ztest.NoLeaks(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +137,7 @@ func TestPortInUseNamesTheAddress(t *testing.T) {
 }
 
 func TestBadStaticConfigFailsStart(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t, "LOCAL_XDS=workloads: [{namespace: a, workloadIps: [300.1.1.1]}]")
 	err := a.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "LOCAL_XDS") || !strings.Contains(err.Error(), "workloads[0].workloadIps[0]") {
@@ -141,6 +146,7 @@ func TestBadStaticConfigFailsStart(t *testing.T) {
 }
 
 func TestStateManagerPendingWhileIstiodUnreachable(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t, "XDS_ADDRESS=http://127.0.0.1:1", "FAKE_CA=true", "INPOD_ENABLED=false")
 	wait := start(t, a)
 	code, body := get(t, a.Addrs().Readiness[0], "/healthz/ready")
@@ -157,6 +163,7 @@ func TestStateManagerPendingWhileIstiodUnreachable(t *testing.T) {
 // TestXDSSyncMakesReady: ztunnel pointed at a (fake) istiod becomes ready once the first
 // answers are applied, and shows what istiod sent.
 func TestXDSSyncMakesReady(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/from-istiod", ztest.AsAddress(ztest.Workload("default", "from-istiod", "10.1.2.3")))
 	a := newTestApp(t, "XDS_ADDRESS="+fake.Address, "FAKE_CA=true", "AUTH_TOKEN=token", "INPOD_ENABLED=false")
@@ -184,6 +191,7 @@ func TestXDSSyncMakesReady(t *testing.T) {
 }
 
 func TestUnreadableXDSRootFailsStart(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012", "FAKE_CA=true", "XDS_ROOT_CA=/nonexistent/root.pem")
 	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "XDS_ROOT_CA") {
 		t.Errorf("Run = %v", err)
@@ -191,6 +199,7 @@ func TestUnreadableXDSRootFailsStart(t *testing.T) {
 }
 
 func TestContextCancelStops(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -208,6 +217,7 @@ func TestContextCancelStops(t *testing.T) {
 }
 
 func TestUnreadableCARootFailsStart(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t, "XDS_ADDRESS=istiod.example:15012", "CA_ROOT_CA=/nonexistent/root.pem")
 	err := a.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "CA_ROOT_CA") || !strings.Contains(err.Error(), "/nonexistent/root.pem") {
@@ -217,6 +227,7 @@ func TestUnreadableCARootFailsStart(t *testing.T) {
 
 // TestStandaloneIdentitiesAvailable: the built-in CA issues the example's identities.
 func TestStandaloneIdentitiesAvailable(t *testing.T) {
+	ztest.NoLeaks(t)
 	a := newTestApp(t)
 	wait := start(t, a)
 	want := map[string]string{"spiffe://cluster.local/ns/foo/sa/sleep": "Available",

@@ -21,6 +21,7 @@ import (
 
 // TestInPod runs real pod traffic through two in-pod ztunnels on the netns bed.
 func TestInPod(t *testing.T) {
+	ztest.NoLeaks(t)
 	c := newCluster(t)
 	sleep, plain := c.pods["sleep"], c.pods["plain"]
 

@@ -52,6 +52,7 @@ func fetch(t *testing.T, c *caclient.Client, id identity.Identity) (*identity.Ce
 }
 
 func TestCSRAndMetadata(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := ztest.NewFakeCA(t)
 	c, tokenFile := client(t, f, nil)
 	cert, err := fetch(t, c, httpbin)
@@ -93,6 +94,7 @@ func TestCSRAndMetadata(t *testing.T) {
 }
 
 func TestNoImpersonationInDedicatedMode(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := ztest.NewFakeCA(t)
 	c, _ := client(t, f, func(cfg *caclient.Config) { cfg.Impersonate = false; cfg.Token = config.Token{Literal: "lit"} })
 	if _, err := fetch(t, c, httpbin); err != nil {
@@ -105,6 +107,7 @@ func TestNoImpersonationInDedicatedMode(t *testing.T) {
 }
 
 func TestBadAnswersAndFaults(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := []struct {
 		name  string
 		setup func(*ztest.FakeCA, *caclient.Config)
@@ -133,6 +136,7 @@ func TestBadAnswersAndFaults(t *testing.T) {
 }
 
 func TestWrongIdentityIsTyped(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := ztest.NewFakeCA(t)
 	f.AnswerAs(identity.New("cluster.local", "foo", "sleep"))
 	c, _ := client(t, f, nil)
@@ -142,6 +146,7 @@ func TestWrongIdentityIsTyped(t *testing.T) {
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
+	ztest.NoLeaks(t)
 	for _, cfg := range []caclient.Config{
 		{Address: "http://istiod:15012", Roots: config.RootCert{System: true}},
 		{Address: "istiod:15012", Roots: config.RootCert{System: true}},
@@ -156,6 +161,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 }
 
 func TestSystemRoots(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: config.RootCert{System: true}})
 	if err != nil {
 		t.Fatalf("SYSTEM roots: %v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -99,6 +100,7 @@ func mustGet(t *testing.T, m *certmgr.Manager, id identity.Identity) *identity.C
 }
 
 func TestRenewsAtHalfLife(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		m := started(t, f, certmgr.Options{})
@@ -121,6 +123,7 @@ func TestRenewsAtHalfLife(t *testing.T) {
 }
 
 func TestOutageKeepsValidCertificateAndRecovers(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		m := started(t, f, certmgr.Options{})
@@ -147,6 +150,7 @@ func TestOutageKeepsValidCertificateAndRecovers(t *testing.T) {
 }
 
 func TestExpiredCertificateIsNeverServed(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		m := started(t, f, certmgr.Options{})
@@ -165,6 +169,7 @@ func TestExpiredCertificateIsNeverServed(t *testing.T) {
 }
 
 func TestFirstFetchFailureFailsFast(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		f.setFail(errors.New("permission denied"))
@@ -176,6 +181,7 @@ func TestFirstFetchFailureFailsFast(t *testing.T) {
 }
 
 func TestConcurrentGetsShareOneFetch(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		f.gate = make(chan struct{})
@@ -200,6 +206,7 @@ func TestConcurrentGetsShareOneFetch(t *testing.T) {
 }
 
 func TestConcurrentFetchesAreBounded(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		f.gate = make(chan struct{})
@@ -217,6 +224,7 @@ func TestConcurrentFetchesAreBounded(t *testing.T) {
 }
 
 func TestForgetStopsRenewals(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
 		m := started(t, f, certmgr.Options{})
@@ -231,6 +239,7 @@ func TestForgetStopsRenewals(t *testing.T) {
 }
 
 func TestGetAfterStop(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		m := certmgr.New(newFake(t), certmgr.Options{})
 		run(m)()

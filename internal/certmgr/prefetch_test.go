@@ -28,6 +28,7 @@ func states(m *certmgr.Manager) map[string]string {
 }
 
 func TestWatchStatePrefetchesAndForgets(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		store := state.NewStore()
 		sleepA := ztest.Workload("foo", "sleep", "10.0.0.1") // node-a, HBONE, sa sleep
@@ -70,6 +71,7 @@ func TestWatchStatePrefetchesAndForgets(t *testing.T) {
 
 // TestConcurrentGetsMakeOneCSR is the same guarantee over real gRPC and TLS.
 func TestConcurrentGetsMakeOneCSR(t *testing.T) {
+	ztest.NoLeaks(t)
 	fca := ztest.NewFakeCA(t)
 	fca.Delay(100 * time.Millisecond) // all Gets arrive while the first CSR is in flight
 	c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: config.RootCert{PEM: fca.ServePEM},
@@ -100,6 +102,7 @@ func TestConcurrentGetsMakeOneCSR(t *testing.T) {
 // state stays Available, the log says why, and the next retry after the CA is fixed
 // brings a new certificate.
 func TestBadRenewalsOverGRPC(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := []struct {
 		name        string
 		break_, fix func(*testing.T, *ztest.FakeCA)

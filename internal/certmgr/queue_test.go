@@ -5,9 +5,11 @@ import (
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestQueueOrder(t *testing.T) {
+	ztest.NoLeaks(t)
 	m := New(nil, Options{})
 	ids := map[string]identity.Identity{}
 	enqueue := func(name string, p Priority) {
@@ -36,6 +38,7 @@ func TestQueueOrder(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	ztest.NoLeaks(t)
 	for _, tt := range []struct {
 		failures int
 		base     time.Duration
@@ -50,6 +53,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestRenewAtWindow(t *testing.T) {
+	ztest.NoLeaks(t)
 	nb := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	na := nb.Add(24 * time.Hour)
 	for range 50 {

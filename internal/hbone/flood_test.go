@@ -12,11 +12,13 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 // Protocol violations end the connection with the GOAWAY code RFC 9113 names, and the
 // server's connection (and every goroutine of it) goes away (catalogue BI-1, LD-4).
 func TestProtocolViolationsEndTheConnection(t *testing.T) {
+	ztest.NoLeaks(t)
 	cases := []struct {
 		name string
 		send func(p *rawPeer)
@@ -47,13 +49,14 @@ func TestProtocolViolationsEndTheConnection(t *testing.T) {
 		}, http2.ErrCodeFlowControl},
 		{"empty DATA flood", func(p *rawPeer) {
 			p.connect(1)
-			for range 200 {
+			for range 101 { // one past the limit, and nothing unread after it
 				p.fr.WriteData(1, false, nil)
 			}
 		}, http2.ErrCodeEnhanceYourCalm},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			ztest.NoLeaks(t)
 			p := dialRaw(t, hbone.Settings{StreamWindow: 65535, MaxFrameSize: 16384}, func(s *hbone.Stream) {
 				s.Respond(200)
 				// Never reads: the window test counts on the bytes staying queued.
@@ -74,6 +77,7 @@ func TestProtocolViolationsEndTheConnection(t *testing.T) {
 // streams still count against MaxStreams, and the connection is closed once the reset
 // budget is spent, long before the attacker's loop ends (catalogue LD-3).
 func TestRapidResetIsBoundedAndClosed(t *testing.T) {
+	ztest.NoLeaks(t)
 	const maxStreams = 20
 	var running, peak atomic.Int32
 	release := make(chan struct{})
@@ -95,11 +99,8 @@ func TestRapidResetIsBoundedAndClosed(t *testing.T) {
 		}
 		sent++
 	}
-	if got := p.goAway(); got != http2.ErrCodeEnhanceYourCalm {
-		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", got)
-	}
 	close(release)
-	p.serverEnded()
+	p.flooded()
 	if got := peak.Load(); got > maxStreams {
 		t.Errorf("%d handlers ran at once, want at most MaxStreams=%d", got, maxStreams)
 	}
@@ -109,6 +110,7 @@ func TestRapidResetIsBoundedAndClosed(t *testing.T) {
 // Streams beyond MaxStreams are refused one by one (REFUSED_STREAM, safe to retry),
 // without ending the connection when the client is not abusive.
 func TestExcessStreamsRefused(t *testing.T) {
+	ztest.NoLeaks(t)
 	p := dialRaw(t, hbone.Settings{MaxStreams: 3}, func(s *hbone.Stream) {
 		s.Respond(200)
 		<-s.Conn().Done()
@@ -132,6 +134,7 @@ func TestExcessStreamsRefused(t *testing.T) {
 // up to the limit (catalogue BI-5). One field longer than the whole limit is a
 // compression error that ends the connection: the decoder never holds it.
 func TestOversizedHeaders(t *testing.T) {
+	ztest.NoLeaks(t)
 	p := dialRaw(t, hbone.Settings{}, func(s *hbone.Stream) { s.Respond(200) })
 	p.connect(1, "x-one-huge-field", strings.Repeat("a", 70<<10))
 	if got := p.goAway(); got != http2.ErrCodeCompression {
@@ -161,6 +164,7 @@ func TestOversizedHeaders(t *testing.T) {
 // END_HEADERS. The connection ends after a bounded number of excess header bytes
 // (catalogue BI-6).
 func TestContinuationFloodEndsConnection(t *testing.T) {
+	ztest.NoLeaks(t)
 	p := dialRaw(t, hbone.Settings{}, func(s *hbone.Stream) { s.Respond(200) })
 	p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: p.block("10.0.0.1:80")})
 	// Literal header fields without indexing, each one 16 KiB of value.
@@ -181,6 +185,7 @@ func TestContinuationFloodEndsConnection(t *testing.T) {
 // MadeYouReset (CVE-2025-8671): frames that make the server reset streams draw on the
 // same budget as the client's own resets (catalogue LD-4).
 func TestServerResetsAreBudgeted(t *testing.T) {
+	ztest.NoLeaks(t)
 	p := dialRaw(t, hbone.Settings{MaxStreams: 10}, func(s *hbone.Stream) { <-s.Conn().Done() })
 	for id := uint32(1); id < 4000; id += 2 {
 		// WINDOW_UPDATE with increment 0 is a stream error: the server resets the stream.
@@ -189,15 +194,14 @@ func TestServerResetsAreBudgeted(t *testing.T) {
 			break
 		}
 	}
-	if got := p.goAway(); got != http2.ErrCodeEnhanceYourCalm {
-		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", got)
-	}
+	p.flooded()
 }
 
 // A peer that floods PINGs and never reads the answers is dropped: its answers do not
 // pile up, and the unanswerable keepalive PING ends the connection (catalogue LD-4,
 // LD-5 f).
 func TestPingFloodWithoutReadingEndsConnection(t *testing.T) {
+	ztest.NoLeaks(t)
 	p := dialRaw(t, hbone.Settings{PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond},
 		func(s *hbone.Stream) {})
 	go func() {
@@ -217,6 +221,7 @@ func TestPingFloodWithoutReadingEndsConnection(t *testing.T) {
 // A stream-level error is answered with RST_STREAM on that stream only; the others on
 // the connection carry on (catalogue BI-1).
 func TestStreamLevelErrorResetsOnlyThatStream(t *testing.T) {
+	ztest.NoLeaks(t)
 	p := dialRaw(t, hbone.Settings{}, echo)
 	p.connect(1)
 	p.connect(3)

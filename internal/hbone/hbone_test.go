@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,6 +82,7 @@ func echo(s *hbone.Stream) {
 }
 
 func TestEchoAndHeaders(t *testing.T) {
+	ztest.NoLeaks(t)
 	got := make(chan *hbone.Request, 1)
 	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) { got <- s.Request(); echo(s) })
 	st, err := open(t, c, "10.1.2.3:8080")
@@ -102,6 +104,7 @@ func TestEchoAndHeaders(t *testing.T) {
 
 // TestLargeTransferBothWays sends 64 MiB each way at once and compares digests.
 func TestLargeTransferBothWays(t *testing.T) {
+	ztest.NoLeaks(t)
 	const size = 64 << 20
 	c := pair(t, hbone.Settings{}, echo)
 	st, err := open(t, c, "10.1.2.3:80")
@@ -126,6 +129,7 @@ func TestLargeTransferBothWays(t *testing.T) {
 
 // TestHalfCloseEachWay: after one side half-closes, the other keeps sending to the end.
 func TestHalfCloseEachWay(t *testing.T) {
+	ztest.NoLeaks(t)
 	// Server finishes first: it sends its part and half-closes, then keeps reading.
 	serverDone := make(chan []byte, 1)
 	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
@@ -155,6 +159,7 @@ func TestHalfCloseEachWay(t *testing.T) {
 }
 
 func TestStreamErrorLeavesOthers(t *testing.T) {
+	ztest.NoLeaks(t)
 	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
 		if s.Request().Authority == "10.0.0.9:1" {
 			s.Respond(200)
@@ -185,6 +190,7 @@ func TestStreamErrorLeavesOthers(t *testing.T) {
 }
 
 func TestNon200EndsOnlyThatStream(t *testing.T) {
+	ztest.NoLeaks(t)
 	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
 		if s.Request().Authority == "deny:1" {
 			s.Respond(401)
@@ -205,6 +211,7 @@ func TestNon200EndsOnlyThatStream(t *testing.T) {
 }
 
 func TestServerRefusesBeyondMaxStreams(t *testing.T) {
+	ztest.NoLeaks(t)
 	release := make(chan struct{})
 	c := pair(t, hbone.Settings{MaxStreams: 2}, func(s *hbone.Stream) { s.Respond(200); <-release; s.Close() })
 	defer close(release)
@@ -219,6 +226,7 @@ func TestServerRefusesBeyondMaxStreams(t *testing.T) {
 }
 
 func TestGoAwayStopsNewStreams(t *testing.T) {
+	ztest.NoLeaks(t)
 	srv := make(chan *hbone.Conn, 1)
 	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) { srv <- s.Conn(); echo(s) })
 	st, err := open(t, c, "10.0.0.1:1")
@@ -245,6 +253,7 @@ func TestGoAwayStopsNewStreams(t *testing.T) {
 }
 
 func TestParseAuthority(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := []struct {
 		in, want string
 		host     bool
@@ -281,6 +290,7 @@ func TestParseAuthority(t *testing.T) {
 // reset unread still count against the connection's window at the sender. Resetting
 // more than a window's worth that way must not starve the next stream.
 func TestResetStreamsGiveBackConnectionWindow(t *testing.T) {
+	ztest.NoLeaks(t)
 	const chunk = 1 << 20 // 40 of them: more than the 16 MiB connection window
 	sent := make(chan struct{}, 1)
 	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
@@ -330,6 +340,7 @@ func TestResetStreamsGiveBackConnectionWindow(t *testing.T) {
 // TestWriteToCarriesEveryByte: the copy loop's zero-copy path delivers the same bytes
 // as Read, ends with nil at END_STREAM, and reports a reset as an error.
 func TestWriteToCarriesEveryByte(t *testing.T) {
+	ztest.NoLeaks(t)
 	const size = 32 << 20
 	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) {
 		s.Respond(200)

@@ -2,6 +2,7 @@ package hbone
 
 import (
 	"errors"
+	"io"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -55,6 +56,23 @@ func (c *Conn) earlyEndLocked() error {
 		return nil
 	}
 	return ErrFlood
+}
+
+// lingerTime bounds goAwayAndLinger: a peer that neither reads nor stops sending is cut
+// off after it.
+const lingerTime = time.Second
+
+// goAwayAndLinger tells a peer that broke the protocol why, and makes sure it can hear
+// it: closing a socket with unread input makes the kernel send RST, which can destroy
+// the GOAWAY still in flight. So the GOAWAY is written, and what the peer still sends
+// is read and dropped for up to lingerTime (x/net's server does the same).
+func (c *Conn) goAwayAndLinger(code http2.ErrCode) {
+	c.nc.SetDeadline(time.Now().Add(lingerTime))
+	c.pushControl(control{kind: uint8(http2.FrameGoAway), code: code})
+	c.wmu.Lock()
+	c.flushControlLocked()
+	c.wmu.Unlock()
+	io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
 }
 
 // handlerDone frees a handler's slot when it returns.

@@ -104,7 +104,23 @@ func (p *rawPeer) goAway() http2.ErrCode {
 	if f == nil {
 		p.t.Fatal("connection ended without GOAWAY")
 	}
+	p.nc.Close() // as a client does after GOAWAY: the server stops lingering
 	return f.(*http2.GoAwayFrame).ErrCode
+}
+
+// flooded checks that the server ended the connection for a flood: its Serve returned
+// ErrFlood, and the GOAWAY, if it reached us before the RST that closing a socket with
+// unread input sends, said ENHANCE_YOUR_CALM.
+func (p *rawPeer) flooded() {
+	p.t.Helper()
+	f := p.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
+	p.nc.Close()
+	if g, ok := f.(*http2.GoAwayFrame); ok && g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		p.t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", g.ErrCode)
+	}
+	if err := p.serverEnded(); !errors.Is(err, hbone.ErrFlood) {
+		p.t.Errorf("server connection ended with %v, want %v", err, hbone.ErrFlood)
+	}
 }
 
 // serverEnded waits for the server's Serve to return.

@@ -54,7 +54,7 @@ func (c *Conn) readLoop(accept func(*Stream)) error {
 				continue
 			}
 			if code, ok := goAwayCode(err); ok {
-				c.queueControl(control{kind: uint8(http2.FrameGoAway), code: code})
+				c.goAwayAndLinger(code)
 			}
 			return err
 		}
@@ -66,7 +66,7 @@ func (c *Conn) readLoop(accept func(*Stream)) error {
 			if !ok {
 				code = http2.ErrCodeProtocol
 			}
-			c.queueControl(control{kind: uint8(http2.FrameGoAway), code: code})
+			c.goAwayAndLinger(code)
 			return err
 		}
 		c.tryFlushControl() // what handling queued under c.mu, such as a reset stream's credit

@@ -99,6 +99,7 @@ func setup(t *testing.T) (*ztest.FakeCNI, *starter, *readiness.Tracker) {
 }
 
 func TestSnapshotThenAddsAndDeletes(t *testing.T) {
+	ztest.NoLeaks(t)
 	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
 	cni.AddPod("uid-a", "ns", "a", "sa", selfNS) // known before ztunnel connects: replayed
 	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}, reg: prometheus.NewRegistry()}
@@ -124,6 +125,7 @@ func TestSnapshotThenAddsAndDeletes(t *testing.T) {
 }
 
 func TestBadInputIsRefusedWithoutHarm(t *testing.T) {
+	ztest.NoLeaks(t)
 	cni, s, _ := setup(t)
 	ztest.Eventually(t, "connected", cni.Connected)
 	cni.AddPod("uid-ok", "ns", "ok", "sa", selfNS)
@@ -173,6 +175,7 @@ func mustDel(t *testing.T) []byte {
 }
 
 func TestFailedStartStaysPendingAndIsRetried(t *testing.T) {
+	ztest.NoLeaks(t)
 	cni, s, tr := setup(t)
 	ztest.Eventually(t, "ready", func() bool { return len(tr.Pending()) == 0 })
 	s.setFail("uid-p", errors.New("address already in use"))
@@ -197,6 +200,7 @@ func TestFailedStartStaysPendingAndIsRetried(t *testing.T) {
 }
 
 func TestReplayDrainsPodsNotNamed(t *testing.T) {
+	ztest.NoLeaks(t)
 	cni, s, _ := setup(t)
 	ztest.Eventually(t, "connected", cni.Connected)
 	cni.AddPod("uid-gone", "ns", "gone", "sa", selfNS)
@@ -211,6 +215,7 @@ func TestReplayDrainsPodsNotNamed(t *testing.T) {
 }
 
 func TestSameUIDNewNamespaceReplaces(t *testing.T) {
+	ztest.NoLeaks(t)
 	cni, s, _ := setup(t)
 	ztest.Eventually(t, "connected", cni.Connected)
 	cni.AddPod("uid-a", "ns", "a", "sa", selfNS)

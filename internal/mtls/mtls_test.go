@@ -15,6 +15,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -74,6 +75,7 @@ func handshake(t *testing.T, srvCert *identity.Cert, cfg *tls.Config) (clientErr
 }
 
 func TestMutualTLS(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, _ := ca.New("cluster.local", time.Hour, nil)
 	client, server := issue(t, c, sleepID), issue(t, c, httpbinID)
 	cfg := mtls.ClientConfig(client, []identity.Identity{httpbinID})
@@ -86,6 +88,7 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestRefused(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, _ := ca.New("cluster.local", time.Hour, nil)
 	other, _ := ca.New("cluster.local", time.Hour, nil)
 	client, server := issue(t, c, sleepID), issue(t, c, httpbinID)

@@ -15,6 +15,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -91,6 +92,7 @@ func connect(t *testing.T, p *pool.Pool, k pool.Key, dial pool.DialFunc) error {
 }
 
 func TestStreamsPerConnectionAndIdentitySeparation(t *testing.T) {
+	ztest.NoLeaks(t)
 	srv := newServer(t)
 	defer close(srv.release)
 	var dials atomic.Int32
@@ -126,6 +128,7 @@ func TestStreamsPerConnectionAndIdentitySeparation(t *testing.T) {
 }
 
 func TestFailedDialIsSharedAndReported(t *testing.T) {
+	ztest.NoLeaks(t)
 	var dials atomic.Int32
 	boom := errors.New("connection refused")
 	gate := make(chan struct{})
@@ -151,6 +154,7 @@ func TestFailedDialIsSharedAndReported(t *testing.T) {
 }
 
 func TestIdleConnectionsReleased(t *testing.T) {
+	ztest.NoLeaks(t)
 	srv := newServer(t)
 	close(srv.release) // streams end at once
 	var dials atomic.Int32

@@ -17,6 +17,7 @@ import (
 
 // TestAccessLogJSON checks the JSON access line key by key and in order.
 func TestAccessLogJSON(t *testing.T) {
+	ztest.NoLeaks(t)
 	var buf bytes.Buffer
 	log, _, _ := logging.New(&buf, "json", "info")
 	p := &Proxy{access: logging.Scoped(log, "access")}
@@ -72,6 +73,7 @@ func TestAccessLogJSON(t *testing.T) {
 // TestBaggageDescribesAnUnknownSource checks that what one ztunnel sends about its
 // workload is what the other reports for a source it has no record of.
 func TestBaggageDescribesAnUnknownSource(t *testing.T) {
+	ztest.NoLeaks(t)
 	w := ztest.Workload("foo", "sleep", "10.0.0.1")
 	w.ClusterId, w.WorkloadName, w.CanonicalName, w.CanonicalRevision = "east", "sleep", "sleep-svc", "v2"
 	w.WorkloadType = workloadapi.WorkloadType_DEPLOYMENT

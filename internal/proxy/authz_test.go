@@ -55,6 +55,7 @@ func alive(c net.Conn) bool {
 }
 
 func TestSeedScenario(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	b.b.apply(t, ztest.DenyFromNamespace("default", "httpbin", "foo"))
 
@@ -81,6 +82,7 @@ func TestSeedScenario(t *testing.T) {
 }
 
 func TestOpenConnectionClosedWhenDenyArrives(t *testing.T) {
+	ztest.NoLeaks(t)
 	for _, tt := range []struct {
 		name   string
 		before []any // applied before the connection opens
@@ -128,6 +130,7 @@ func withPolicies(w *workloadapi.Workload, keys ...string) *workloadapi.Workload
 // TestStrictRefusesPlaintext: PeerAuthentication STRICT, as istiod converts it (a global
 // DENY of connections without identity), resets plaintext connections on 15006.
 func TestStrictRefusesPlaintext(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	plain := netip.AddrPortFrom(netip.MustParseAddr("127.0.11.1"), b.port+1).String()
 	c, err := net.Dial("tcp", plain)

@@ -30,6 +30,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestTunnelCarriesBytesEachWay(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	c, code := b.socks(t, sleepIP, "127.0.11.1:9000")
 	if code != 0 {
@@ -51,6 +52,7 @@ func TestTunnelCarriesBytesEachWay(t *testing.T) {
 }
 
 func TestHalfCloseEachWay(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	// The client finishes sending first; the app's answer still comes back.
 	c, code := b.socks(t, sleepIP, "127.0.11.1:9001")
@@ -81,6 +83,7 @@ func TestHalfCloseEachWay(t *testing.T) {
 }
 
 func TestStreamErrorLeavesOtherTunnels(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	good, _ := b.socks(t, sleepIP, "127.0.11.1:9000")
 	defer good.Close()
@@ -102,6 +105,7 @@ func TestStreamErrorLeavesOtherTunnels(t *testing.T) {
 }
 
 func TestVIPBalancesOverHealthyEndpoints(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	seen := map[string]int{}
 	for range 60 {
@@ -128,6 +132,7 @@ func TestVIPBalancesOverHealthyEndpoints(t *testing.T) {
 }
 
 func TestWaypointGetsOriginalAuthority(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	c, code := b.socks(t, sleepIP, "127.0.12.2:80")
 	if code != 0 {
@@ -145,6 +150,7 @@ func TestWaypointGetsOriginalAuthority(t *testing.T) {
 }
 
 func TestPlainTCPDestinations(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	for _, target := range []string{"127.0.11.5:8080", "127.0.11.5:9000"} { // a TCP workload; not HBONE
 		c, code := b.socks(t, sleepIP, target)
@@ -159,6 +165,7 @@ func TestPlainTCPDestinations(t *testing.T) {
 }
 
 func TestPoolLimitsAndIdentitySeparation(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -191,6 +198,7 @@ func TestPoolLimitsAndIdentitySeparation(t *testing.T) {
 }
 
 func TestWrongServerIdentityRefused(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	imp := ztest.Workload("default", "echo-1", "127.0.11.1")
 	imp.Uid, imp.ServiceAccount, imp.Node = "b//echo-1", "impostor", "b"
@@ -235,6 +243,7 @@ func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authorit
 }
 
 func TestInboundRefusals(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	good, _ := b.ca.Fetch(context.Background(), sleepID)
 	foreignTD, _ := b.ca.Fetch(context.Background(), identity.New("evil.local", "foo", "sleep"))

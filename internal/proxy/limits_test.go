@@ -16,6 +16,7 @@ import (
 // Past MAX_CONNECTIONS a new connection is refused at once: a RST at accept, or 503 for
 // an HBONE stream, and the connections already held keep working (catalogue FT-10).
 func TestConnectionCapRefusesAtOnce(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t, "MAX_CONNECTIONS=3")
 	// Node B holds the TLS connection and two tunnels' streams: 3 of 3.
 	held := make([]*net.TCPConn, 2)
@@ -74,6 +75,7 @@ func TestConnectionCapRefusesAtOnce(t *testing.T) {
 
 // CONNECTION_IDLE_TIMEOUT ends a tunnel that carries nothing, and not one that talks.
 func TestIdleTunnelClosed(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t, "CONNECTION_IDLE_TIMEOUT=400ms")
 	busy, code := b.socks(t, sleepIP, "127.0.11.1:9000")
 	if code != 0 {
@@ -102,6 +104,7 @@ func TestIdleTunnelClosed(t *testing.T) {
 // HALF_CLOSED_TIMEOUT ends a tunnel whose app said bye (FIN) while the client stays
 // silent and never closes: the leak of istio/ztunnel#1629 (catalogue LD-5 e).
 func TestHalfClosedTunnelClosed(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t, "HALF_CLOSED_TIMEOUT=300ms")
 	c, code := b.socks(t, sleepIP, "127.0.11.1:9005")
 	if code != 0 {
@@ -119,6 +122,7 @@ func TestHalfClosedTunnelClosed(t *testing.T) {
 // A client that connects to 15008 and says nothing, or stops after TLS without the
 // HTTP/2 preface, is dropped after TLS_HANDSHAKE_TIMEOUT (catalogue LD-5 a-c).
 func TestSilentClientsDroppedAfterHandshakeTimeout(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t, "TLS_HANDSHAKE_TIMEOUT=300ms")
 	cases := map[string][]byte{
 		"nothing":            nil,

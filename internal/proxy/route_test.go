@@ -23,6 +23,7 @@ func endpoint(name, ip, zone string, capacity *uint32) *workloadapi.Workload {
 }
 
 func TestPickEndpoint(t *testing.T) {
+	ztest.NoLeaks(t)
 	zero, heavy := uint32(0), uint32(1000)
 	prefs := []workloadapi.LoadBalancing_Scope{workloadapi.LoadBalancing_REGION, workloadapi.LoadBalancing_ZONE}
 	tests := []struct {

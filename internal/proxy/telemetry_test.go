@@ -70,6 +70,7 @@ func labelsOf(t *testing.T, reg *prometheus.Registry, name, reporter string) map
 }
 
 func TestTrafficMetricsBothReporters(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	c, code := b.socks(t, sleepIP, "echo.default.svc.cluster.local:80")
 	if code != 0 {
@@ -168,6 +169,7 @@ func checkAccessLine(t *testing.T, logs, direction string, order []string, want 
 }
 
 func TestRefusedConnectionCountedWithFlag(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	b.b.apply(t, ztest.DenyFromNamespace("default", "deny-foo", "foo"))
 	c, _ := b.socks(t, sleepIP, "127.0.11.1:9000")
@@ -189,6 +191,7 @@ func TestRefusedConnectionCountedWithFlag(t *testing.T) {
 // TestBytesCountedWhileTheConnectionLives: a long connection shows progress on the
 // dashboards, not one jump when it ends.
 func TestBytesCountedWhileTheConnectionLives(t *testing.T) {
+	ztest.NoLeaks(t)
 	b := newBed(t)
 	c, code := b.socks(t, sleepIP, "echo.default.svc.cluster.local:80")
 	if code != 0 {

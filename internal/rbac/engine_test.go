@@ -33,6 +33,7 @@ func decide(e *rbac.Engine, s *state.Store, uid string, c rbac.Conn) rbac.Decisi
 }
 
 func TestScopes(t *testing.T) {
+	ztest.NoLeaks(t)
 	global := deny("g", rule())
 	global.Namespace, global.Scope = "istio-system", security.Scope_GLOBAL
 	otherNS := deny("o", rule())
@@ -64,6 +65,7 @@ func TestScopes(t *testing.T) {
 }
 
 func TestScopeChangeTakesEffect(t *testing.T) {
+	ztest.NoLeaks(t)
 	p := deny("d", rule())
 	s, w := world(t, nil, p)
 	e := rbac.NewEngine(s)
@@ -80,6 +82,7 @@ func TestScopeChangeTakesEffect(t *testing.T) {
 }
 
 func TestMissingPolicyFailsClosed(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		w := ztest.Workload("default", "httpbin", "10.244.1.5")
 		w.AuthorizationPolicies = []string{"default/late"}
@@ -97,6 +100,7 @@ func TestMissingPolicyFailsClosed(t *testing.T) {
 }
 
 func TestMissingPolicyArrivesInTime(t *testing.T) {
+	ztest.NoLeaks(t)
 	synctest.Test(t, func(t *testing.T) {
 		w := ztest.Workload("default", "httpbin", "10.244.1.5")
 		w.AuthorizationPolicies = []string{"default/late"}
@@ -115,6 +119,7 @@ func TestMissingPolicyArrivesInTime(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
+	ztest.NoLeaks(t)
 	w := ztest.Workload("default", "httpbin", "10.244.1.5")
 	s, _ := world(t, w, deny("httpbin", rule(clause(&security.Match{Namespaces: ex("x")})), rule(clause(&security.Match{Namespaces: ex("foo")}))),
 		dry(allow("audit", rule())))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -58,6 +59,7 @@ func conn(src string, id identity.Identity, port uint16) rbac.Conn {
 }
 
 func TestEvaluate(t *testing.T) {
+	ztest.NoLeaks(t)
 	fromFoo := clause(&security.Match{Namespaces: ex("foo")})
 	tests := []struct {
 		name     string
@@ -138,6 +140,7 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestDryRunReported(t *testing.T) {
+	ztest.NoLeaks(t)
 	c := conn("10.0.0.1", sleep, 80)
 	d := rbac.Evaluate(&c, []*rbac.Policy{rbac.Compile(dry(deny("d", rule()))), rbac.Compile(dry(allow("a", rule())))})
 	if !d.Allow || d.DryRunDeny != "default/d" || d.DryRunAllow != "default/a" {

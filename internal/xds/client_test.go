@@ -68,6 +68,7 @@ func (h *harness) has(ip string) bool {
 }
 
 func TestInitialSyncFillsStateAndReadiness(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/a", workload("a", "10.0.0.1"))
 	fake.Set(xds.AddressType, "default/svc.default.svc.cluster.local", ztest.AsAddress(ztest.Service("default", "svc", []string{"10.96.0.1"}, 80, 8080)))
@@ -110,6 +111,7 @@ func acks(f *ztest.FakeXDS) int {
 }
 
 func TestIncrementalAddsAndRemovals(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/a", workload("a", "10.0.0.1"))
 	h := start(t, fake, nil)
@@ -125,6 +127,7 @@ func TestIncrementalAddsAndRemovals(t *testing.T) {
 }
 
 func TestBadResourceNACKedRestApplied(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, false)
 	h := start(t, fake, nil)
 	ztest.Eventually(t, "sync", func() bool { return len(h.ready.Pending()) == 0 })
@@ -153,6 +156,7 @@ func TestBadResourceNACKedRestApplied(t *testing.T) {
 }
 
 func TestReconnectResyncsWithInitialVersions(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/a", workload("a", "10.0.0.1"))
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/b", workload("b", "10.0.0.2"))
@@ -179,6 +183,7 @@ func TestReconnectResyncsWithInitialVersions(t *testing.T) {
 }
 
 func TestSilentServerIsLeft(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/a", workload("a", "10.0.0.1"))
 	fake.Silent(true)
@@ -191,6 +196,7 @@ func TestSilentServerIsLeft(t *testing.T) {
 }
 
 func TestOnDemand(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, false)
 	fake.Set(xds.AddressType, "/10.0.0.9", workload("remote", "10.0.0.9"))
 	fake.Set(xds.AddressType, "Kubernetes//Pod/default/other", workload("other", "10.0.0.8"))
@@ -219,6 +225,7 @@ func TestOnDemand(t *testing.T) {
 }
 
 func TestWrongRootRefused(t *testing.T) {
+	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, true)
 	other := ztest.NewFakeXDS(t, true)
 	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = config.RootCert{PEM: other.ServePEM} })

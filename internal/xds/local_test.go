@@ -15,6 +15,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/examples"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/xds"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,6 +35,7 @@ func load(t *testing.T, data []byte) *state.Snapshot {
 }
 
 func TestStandaloneExampleLoads(t *testing.T) {
+	ztest.NoLeaks(t)
 	snap := load(t, examples.Standalone)
 	svc := snap.ServiceByVIP("", netip.MustParseAddr("127.0.10.1"))
 	if svc == nil || len(svc.Endpoints) != 2 {
@@ -52,6 +54,7 @@ func TestStandaloneExampleLoads(t *testing.T) {
 }
 
 func TestFullFieldSet(t *testing.T) {
+	ztest.NoLeaks(t)
 	yaml := `
 workloads:
 - uid: c//Pod/ns/w
@@ -126,6 +129,7 @@ policies:
 }
 
 func TestErrorsNameTheirPath(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := []struct{ name, yaml, want string }{
 		{"unknown top-level field", "workload: []", `workload (line 1): unknown field "workload"`},
 		{"unknown workload field", "workloads:\n- name: a\n  namespace: b\n  workloadIps: [10.0.0.1]\n  colour: red",
@@ -158,6 +162,7 @@ func TestErrorsNameTheirPath(t *testing.T) {
 }
 
 func TestReadLocalConfig(t *testing.T) {
+	ztest.NoLeaks(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "z.yaml")
 	if err := os.WriteFile(path, []byte("workloads: []\n"), 0o600); err != nil {
