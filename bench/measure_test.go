@@ -134,7 +134,7 @@ func (h *harness) idleRSS(t *testing.T, s scenario, n int) float64 {
 		return 0
 	}
 	before := s.rss()
-	cmd := exec.Command("ip", "netns", "exec", s.clientNS, h.loadgen, "-mode", "idle", "-addr", s.echo, "-c", strconv.Itoa(n))
+	cmd := exec.Command("ip", "netns", "exec", s.clientNS, h.loadgen, "-mode", "idle", "-addr", s.echo, "-c", strconv.Itoa(n), "-size", "1")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr

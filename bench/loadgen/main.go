@@ -4,7 +4,8 @@
 //	loadgen -mode echo -listen :8080                      echo server
 //	loadgen -mode rr -addr 10.0.0.2:8080 -n 2000 -size 64  request/response latency on one warm connection
 //	loadgen -mode cps -addr 10.0.0.2:8080 -c 8 -d 2s       new connections per second
-//	loadgen -mode idle -addr 10.0.0.2:8080 -c 1000         hold idle connections until stdin closes
+//	loadgen -mode idle -addr 10.0.0.2:8080 -c 1000 [-size 1024]   hold idle connections until stdin closes;
+//	                                                       each stdin line "again" makes every one echo its bytes once more
 //	loadgen -mode rate -addr 10.0.0.2:8080 -r 1000 -c 10 -d 5s   64 B request/response at a fixed rate
 //
 // Results are one JSON object on stdout.
@@ -12,13 +13,17 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +49,7 @@ func main() {
 	case "cps":
 		out, err = connsPerSecond(*addr, *c, *d)
 	case "idle":
-		err = idle(*addr, *c)
+		err = idle(*addr, *c, *size)
 	case "rate":
 		out, err = fixedRate(*addr, *rate, *c, *d)
 	default:
@@ -71,7 +76,9 @@ func echo(listen string) error {
 		}
 		go func() {
 			defer c.Close()
-			io.Copy(c, c)
+			// Through a buffer, not splice(2): splice holds a pipe (two more descriptors)
+			// per connection for its whole life, and the load tests hold 10,000.
+			io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
 		}()
 	}
 }
@@ -135,29 +142,55 @@ func connsPerSecond(addr string, c int, d time.Duration) (map[string]float64, er
 
 // idle opens c connections, checks each carries a byte, says "ready", and holds them
 // until stdin closes.
-func idle(addr string, c int) error {
+func idle(addr string, c, size int) error {
 	conns := make([]net.Conn, 0, c)
 	defer func() {
 		for _, x := range conns {
 			x.Close()
 		}
 	}()
-	b := []byte{1}
 	for range c {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
-			return err
+			return fmt.Errorf("connection %d: %w", len(conns), err)
 		}
 		conns = append(conns, conn)
-		if _, err := conn.Write(b); err != nil {
-			return err
-		}
-		if _, err := io.ReadFull(conn, b); err != nil {
-			return err
+		if err := echoOnce(conn, len(conns)-1, size); err != nil {
+			return fmt.Errorf("connection %d: %w", len(conns)-1, err)
 		}
 	}
 	os.Stdout.WriteString("ready\n")
-	bufio.NewReader(os.Stdin).ReadString('\n')
+	in := bufio.NewReader(os.Stdin)
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "again" {
+			return nil
+		}
+		for i, conn := range conns {
+			if err := echoOnce(conn, i, size); err != nil {
+				return fmt.Errorf("connection %d, again: %w", i, err)
+			}
+		}
+		os.Stdout.WriteString("ready\n")
+	}
+}
+
+// echoOnce sends size bytes that name connection i and expects them back.
+func echoOnce(conn net.Conn, i, size int) error {
+	msg := make([]byte, size)
+	for k := range msg {
+		msg[k] = byte(i >> (8 * (k % 3)))
+	}
+	if _, err := conn.Write(msg); err != nil {
+		return err
+	}
+	got := make([]byte, size)
+	if _, err := io.ReadFull(conn, got); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, msg) {
+		return errors.New("the echo carried other bytes")
+	}
 	return nil
 }
 

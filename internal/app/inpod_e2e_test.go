@@ -40,11 +40,12 @@ services:
 `
 
 type cluster struct {
-	pods  map[string]*ztest.BedPod
-	ca    *ztest.FakeCA
-	cnis  [3]*ztest.FakeCNI // by node index
-	nodes [3]*ztNode
-	dir   string
+	pods   map[string]*ztest.BedPod
+	ca     *ztest.FakeCA
+	cnis   [3]*ztest.FakeCNI // by node index
+	nodes  [3]*ztNode
+	nodeNS [3]string // node i's netns path
+	dir    string
 }
 
 type ztNode struct {
@@ -54,6 +55,14 @@ type ztNode struct {
 }
 
 func newCluster(t *testing.T) *cluster {
+	c := newClusterBed(t)
+	c.start(t, 1)
+	c.start(t, 2)
+	return c
+}
+
+// newClusterBed builds the nodes, pods, CA and istio-cni servers, with no ztunnel yet.
+func newClusterBed(t *testing.T) *cluster {
 	bed := ztest.NewBed(t)
 	n1, n2 := bed.Node(1), bed.Node(2)
 	bed.Link(n1, n2)
@@ -76,17 +85,22 @@ func newCluster(t *testing.T) *cluster {
 		}
 		c.cnis[p.Node.Idx].AddPod("uid-"+name, ns, name, sa, p.Path)
 	}
-	c.start(t, 1)
-	c.start(t, 2)
+	c.nodeNS = [3]string{"", "/var/run/netns/" + n1.NS, "/var/run/netns/" + n2.NS}
 	return c
 }
 
-// start runs node i's ztunnel in in-pod mode, with the shared CA, until it is ready.
-func (c *cluster) start(t *testing.T, i int) {
-	t.Helper()
-	env := []string{"INPOD_ENABLED=true", "INPOD_UDS=" + c.cnis[i].Path, "LOCAL_XDS=" + meshYAML, "XDS_ADDRESS=",
-		"CA_ADDRESS=" + c.ca.Address, "CA_ROOT_CA=" + c.ca.ServePEM, "AUTH_TOKEN=token",
+// env is node i's ztunnel environment, with the CA at caAddress.
+func (c *cluster) env(i int, caAddress string) []string {
+	return []string{"INPOD_ENABLED=true", "INPOD_UDS=" + c.cnis[i].Path, "LOCAL_XDS=" + meshYAML, "XDS_ADDRESS=",
+		"CA_ADDRESS=" + caAddress, "CA_ROOT_CA=" + c.ca.ServePEM, "AUTH_TOKEN=token",
 		fmt.Sprintf("NODE_NAME=n%d", i), "IPV6_ENABLED=false", "RUST_LOG=debug"}
+}
+
+// start runs node i's ztunnel in in-pod mode, with the shared CA, until it is ready;
+// extra environment variables come last and win.
+func (c *cluster) start(t *testing.T, i int, extra ...string) {
+	t.Helper()
+	env := append(c.env(i, c.ca.Address), extra...)
 	cfg, err := config.Load(config.Source{Env: env, FileExists: func(string) bool { return false }})
 	if err != nil {
 		t.Fatal(err)

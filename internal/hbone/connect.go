@@ -172,8 +172,12 @@ func (c *Conn) endOfTrailers(s *Stream, f *http2.MetaHeadersFrame) {
 func requestOf(f *http2.MetaHeadersFrame) *Request {
 	r := &Request{Authority: f.PseudoValue("authority"), Other: map[string]string{}}
 	r.Other[":method"] = f.PseudoValue("method")
-	if p := f.PseudoValue("path"); p != "" {
-		r.Other[":path"] = p
+	// A CONNECT carries none of these (RFC 9113 §8.5); extended CONNECT (:protocol,
+	// RFC 8441) is not offered. Kept so the handler can refuse them with 400.
+	for _, name := range []string{"path", "scheme", "protocol"} {
+		if v := f.PseudoValue(name); v != "" {
+			r.Other[":"+name] = v
+		}
 	}
 	for _, h := range f.RegularFields() {
 		switch h.Name {

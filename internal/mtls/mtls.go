@@ -23,6 +23,7 @@ var (
 	ErrUnexpectedPeer   = errors.New("peer identity is not one of the expected")
 	ErrTrustDomain      = errors.New("peer is from another trust domain")
 	ErrCipherNotAllowed = errors.New("cipher suite not allowed (AES-GCM only)")
+	ErrNotH2            = errors.New("client did not negotiate ALPN h2")
 )
 
 // HandshakeTimeout bounds a TLS handshake when the caller gives no bound, so a silent
@@ -99,6 +100,11 @@ func serverConfigFor(cert *identity.Cert) *tls.Config {
 			}
 			if id.TrustDomain != cert.ID.TrustDomain {
 				return fmt.Errorf("%w: %s, ours is %s", ErrTrustDomain, id, cert.ID.TrustDomain)
+			}
+			// HBONE is HTTP/2 only: a client offering no ALPN, or only http/1.1, is not
+			// a ztunnel and is refused in the handshake rather than after it.
+			if cs.NegotiatedProtocol != "h2" {
+				return ErrNotH2
 			}
 			return nil
 		},

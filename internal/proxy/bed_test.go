@@ -59,14 +59,15 @@ services:
 `
 
 var (
-	sleepIP   = netip.MustParseAddr("127.0.10.2")
-	otherIP   = netip.MustParseAddr("127.0.10.3")
-	barIP     = netip.MustParseAddr("127.0.10.4")
-	echoIPs   = []string{"127.0.11.1", "127.0.11.2", "127.0.11.3", "127.0.11.4", "127.0.11.5"}
-	sleepID   = identity.New("cluster.local", "foo", "sleep")
-	echoID    = identity.New("cluster.local", "default", "echo")
-	waypoint  = netip.MustParseAddr("127.0.11.9")
-	appPorts  = map[string]func(net.Conn){"8080": whoami, "9000": echoApp, "9001": sinkApp, "9004": resetApp, "9005": byeApp}
+	sleepIP  = netip.MustParseAddr("127.0.10.2")
+	otherIP  = netip.MustParseAddr("127.0.10.3")
+	barIP    = netip.MustParseAddr("127.0.10.4")
+	echoIPs  = []string{"127.0.11.1", "127.0.11.2", "127.0.11.3", "127.0.11.4", "127.0.11.5"}
+	sleepID  = identity.New("cluster.local", "foo", "sleep")
+	echoID   = identity.New("cluster.local", "default", "echo")
+	waypoint = netip.MustParseAddr("127.0.11.9")
+	appPorts = map[string]func(net.Conn){"8080": whoami, "9000": echoApp, "9001": sinkApp, "9004": resetApp, "9005": byeApp,
+		"9006": countApp, "9007": dumpThenSink, "9008": resetAfter5MiB, "9009": watchEnd}
 	setupOnce sync.Mutex
 )
 

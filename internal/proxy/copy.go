@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 
+	"golang.org/x/net/http2"
+
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
@@ -143,9 +145,20 @@ func finish(dst halfConn, err error) error {
 	return dst.CloseWrite()
 }
 
+// abort ends both sides after an error. A TCP side is reset, not closed: an abort must
+// reach the app as an abort (RST), never as a FIN that passes a truncated transfer for
+// a complete one. An HBONE side is reset with CONNECT_ERROR, RFC 9113 §8.5's code
+// for a TCP connection that failed.
 func abort(a, b io.Closer) {
-	a.Close()
-	b.Close()
+	for _, c := range []io.Closer{a, b} {
+		switch c := c.(type) {
+		case *net.TCPConn:
+			c.SetLinger(0)
+		case *hbone.Stream:
+			c.Reset(http2.ErrCodeConnect)
+		}
+		c.Close()
+	}
 }
 
 // tracker knows every live proxied connection, so shutdown can end the ones still

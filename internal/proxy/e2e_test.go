@@ -259,9 +259,9 @@ func TestInboundRefusals(t *testing.T) {
 		{"client from another trust domain", foreignTD, "127.0.11.1:9000", 0, "peer is from another trust domain"},
 		{"client from an unknown CA", unknownCA, "127.0.11.1:9000", 0, "inbound TLS handshake failed"},
 		{"IP that is not the local workload", good, "127.0.11.2:9000", 400, "ip mismatch"},
-		{"ztunnel's HBONE port", good, "127.0.11.1:15008", 400, "port 15008 is ztunnel's own"},
-		{"ztunnel's outbound port", good, "127.0.11.1:15001", 400, "port 15001 is ztunnel's own"},
-		{"ztunnel's plaintext port", good, "127.0.11.1:15006", 400, "port 15006 is ztunnel's own"},
+		{"ztunnel's HBONE port", good, "127.0.11.1:15008", 503, "port 15008 is ztunnel's own"},
+		{"ztunnel's outbound port", good, "127.0.11.1:15001", 503, "port 15001 is ztunnel's own"},
+		{"ztunnel's plaintext port", good, "127.0.11.1:15006", 503, "port 15006 is ztunnel's own"},
 		{"nothing listening", good, "127.0.11.1:9999", 503, "connection refused"},
 		{"allowed", good, "127.0.11.1:9000", 200, ""},
 	}

@@ -167,8 +167,8 @@ func (p *Proxy) inboundService(snap *state.Snapshot, req *hbone.Request, w *stat
 // which status refuses it: 400 for a malformed request, an IP that is not this
 // workload's, or one of ztunnel's ports; 503 when the target cannot be resolved.
 func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local netip.Addr) (netip.AddrPort, *state.Workload, int, error) {
-	if req.Method() != "CONNECT" || req.Other[":path"] != "" {
-		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("not a CONNECT request (method %q)", req.Method())
+	if req.Method() != "CONNECT" || req.Other[":path"] != "" || req.Other[":scheme"] != "" || req.Other[":protocol"] != "" {
+		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("not a plain CONNECT request (method %q)", req.Method())
 	}
 	auth, err := hbone.ParseAuthority(req.Authority)
 	if err != nil {
@@ -186,8 +186,8 @@ func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local ne
 	} else if auth.Addr.Addr() != local && !servesAsWaypoint(snap, dstW, auth.Addr.Addr()) {
 		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("ip mismatch: %s is not %s", auth.Addr.Addr(), local)
 	}
-	if p.isOwnPort(port) {
-		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("port %d is ztunnel's own", port)
+	if p.isOwnPort(port) { // Rust's SelfCall: answered 503, as any unreachable upstream
+		return netip.AddrPort{}, nil, http.StatusServiceUnavailable, errorf("port %d is ztunnel's own", port)
 	}
 	return netip.AddrPortFrom(local, port), dstW, 0, nil
 }

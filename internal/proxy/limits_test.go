@@ -96,8 +96,8 @@ func TestIdleTunnelClosed(t *testing.T) {
 	if _, err := idle.Read(buf); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("silent tunnel: read %v, want it closed", err)
 	}
-	ztest.Eventually(t, "the access log names the idle timeout", func() bool {
-		return strings.Contains(b.a.logs.String(), "CONNECTION_IDLE_TIMEOUT")
+	ztest.Eventually(t, "an access log names the idle timeout", func() bool {
+		return strings.Contains(b.a.logs.String()+b.b.logs.String(), "CONNECTION_IDLE_TIMEOUT")
 	})
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/netns"
 )
 
 // FakeCA is an Istio CA (istiod's CreateCertificate) on loopback with real TLS, signing
@@ -128,6 +129,28 @@ func (f *FakeCA) Start(t testing.TB) {
 		t.Fatalf("restarting fake CA on %s: %v", f.addr, err)
 	}
 	f.serve(l)
+}
+
+// ListenIn serves the CA inside another network namespace too (a node's, where a
+// ztunnel runs as its own process) and returns its address there. It lasts until Stop;
+// Start does not bring it back.
+func (f *FakeCA) ListenIn(t testing.TB, nsPath string) string {
+	t.Helper()
+	ns, err := netns.Open(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	var l net.Listener
+	if err := ns.Do(func() (err error) { l, err = net.Listen("tcp", "127.0.0.1:0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	srv := f.srv
+	f.mu.Unlock()
+	go srv.Serve(l) // ends with Stop, as the main listener does
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return "https://localhost:" + port
 }
 
 // Fail makes every call fail with err (nil: succeed again).
