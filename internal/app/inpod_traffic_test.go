@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -146,7 +147,15 @@ func TestInPod(t *testing.T) {
 		checkDashboard(t, [3]string{"", scrape(t, c.nodes[1]), scrape(t, c.nodes[2])})
 	})
 	t.Run("a pod calling ztunnel's ports directly is refused", func(t *testing.T) {
-		for _, addr := range []string{"127.0.0.1:15001", "127.0.0.1:15006", sleep.IP + ":15008"} {
+		// Port by port from the catalogue's malicious_calls matrix (BI-4): loopback and
+		// the pod's own IP; admin, metrics and readiness are in the node's netns only.
+		var addrs []string
+		for _, host := range []string{"127.0.0.1", sleep.IP} {
+			for _, port := range []string{"15001", "15006", "15008", "15080", "15000", "15020", "15021"} {
+				addrs = append(addrs, host+":"+port)
+			}
+		}
+		for _, addr := range addrs {
 			conn, err := sleep.Dial(addr)
 			if err != nil {
 				continue // refused outright
@@ -157,6 +166,19 @@ func TestInPod(t *testing.T) {
 				t.Errorf("%s answered %q", addr, b)
 			}
 			conn.Close()
+		}
+		// Many such attempts leave ztunnel serving (descriptors and goroutines are
+		// checked when the test ends).
+		err := sleep.Do(func() error {
+			for range 2000 {
+				if c, err := net.DialTimeout("tcp", "127.0.0.1:15001", 10*time.Second); err == nil {
+					c.Close()
+				}
+			}
+			return nil
+		})
+		if _, _, aerr := ask(t, sleep, "10.70.2.10:8080"); err != nil || aerr != nil {
+			t.Errorf("after 2,000 loop attempts: %v, %v", err, aerr)
 		}
 	})
 	t.Run("a deleted pod's connections are torn down", func(t *testing.T) {

@@ -24,6 +24,7 @@ var (
 	ErrTrustDomain      = errors.New("peer is from another trust domain")
 	ErrCipherNotAllowed = errors.New("cipher suite not allowed (AES-GCM only)")
 	ErrNotH2            = errors.New("client did not negotiate ALPN h2")
+	ErrCALeaf           = errors.New("peer certificate is a CA certificate, not a workload's")
 )
 
 // HandshakeTimeout bounds a TLS handshake when the caller gives no bound, so a silent
@@ -122,6 +123,11 @@ func verifyChain(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKey
 		inter.AddCert(c)
 	}
 	leaf := cs.PeerCertificates[0]
+	// Go's Verify takes a CA certificate as a leaf; webpki (Rust ztunnel) does not: a
+	// CA's own certificate proves no workload.
+	if leaf.IsCA {
+		return identity.Identity{}, ErrCALeaf
+	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
 		return identity.Identity{}, fmt.Errorf("verifying peer certificate: %w", err)
 	}

@@ -168,3 +168,38 @@ func TestStrictRefusesPlaintext(t *testing.T) {
 }
 
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// No policy: allowed. Then an ALLOW selecting the server for another principal: the
+// CONNECT gets 401, the reason is logged as Rust logs it, and the app is never dialed
+// (catalogue AZ-1).
+func TestAllowPolicyTurnsDefaultToDeny(t *testing.T) {
+	ztest.NoLeaks(t)
+	b := newBed(t)
+	c, code := b.socks(t, sleepIP, "127.0.11.1:9000")
+	if code != 0 || !alive(c) {
+		t.Fatalf("no policy: SOCKS5 %d", code)
+	}
+	c.Close()
+	b.b.apply(t, &security.Authorization{Name: "only-bar", Namespace: "default", Scope: security.Scope_NAMESPACE,
+		Action: security.Action_ALLOW, Groups: []*security.Group{{Rules: []*security.Rules{{Matches: []*security.Match{{
+			Principals: []*security.StringMatch{{MatchType: &security.StringMatch_Exact{Exact: "cluster.local/ns/bar/sa/client"}}},
+		}}}}}}})
+	accepts := countAccepts.Load()
+	if c, code := b.socks(t, sleepIP, "127.0.11.1:9006"); code == 0 {
+		c.Close()
+		t.Fatal("foo/sleep reached the app past an ALLOW for bar/client only")
+	} else {
+		c.Close()
+	}
+	if !b.b.logs.WaitFor("allow policies exist, but none allowed") {
+		t.Errorf("node B does not log the reason:\n%s", b.b.logs)
+	}
+	if n := countAccepts.Load() - accepts; n != 0 {
+		t.Errorf("the app was dialed %d times for a denied connection", n)
+	}
+	ok, code := b.socks(t, barIP, "127.0.11.1:9000")
+	defer ok.Close()
+	if code != 0 || !alive(ok) {
+		t.Errorf("bar/client, the allowed principal, was refused (SOCKS5 %d)", code)
+	}
+}

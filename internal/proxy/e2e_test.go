@@ -203,13 +203,18 @@ func TestWrongServerIdentityRefused(t *testing.T) {
 	imp := ztest.Workload("default", "echo-1", "127.0.11.1")
 	imp.Uid, imp.ServiceAccount, imp.Node = "b//echo-1", "impostor", "b"
 	b.b.store.Apply(state.Update{Addresses: []*workloadapi.Address{ztest.AsAddress(imp)}})
-	c, code := b.socks(t, sleepIP, "127.0.11.1:9000")
+	accepts := countAccepts.Load()
+	c, code := b.socks(t, sleepIP, "127.0.11.1:9006")
 	c.Close()
 	if code == 0 {
 		t.Fatal("tunnel opened to a server presenting another identity")
 	}
 	if !b.a.logs.WaitFor("peer identity is not one of the expected") {
 		t.Errorf("no log line for the wrong identity:\n%s", b.a.logs)
+	}
+	// The client gave up in the handshake: no CONNECT went out, the app saw nothing.
+	if n := countAccepts.Load() - accepts; n != 0 {
+		t.Errorf("the app was dialed %d times through a server with the wrong identity", n)
 	}
 }
 
