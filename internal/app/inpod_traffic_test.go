@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -179,6 +181,25 @@ func TestInPod(t *testing.T) {
 		})
 		if _, _, aerr := ask(t, sleep, "10.70.2.10:8080"); err != nil || aerr != nil {
 			t.Errorf("after 2,000 loop attempts: %v, %v", err, aerr)
+		}
+	})
+	t.Run("a blackholed app port fails at the connect timeout, not never", func(t *testing.T) {
+		echo := c.pods["echo-b"]
+		if out, err := exec.Command("ip", "netns", "exec", echo.NS, "iptables", "-A", "INPUT", "-p", "tcp",
+			"--dport", "9999", "-j", "DROP").CombinedOutput(); err != nil {
+			t.Fatalf("iptables: %v\n%s", err, out)
+		}
+		conn, err := sleep.Dial("10.70.2.10:9999")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(30 * time.Second)) // the guard: 3× ztunnel's 10 s
+		if _, err := conn.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Error("a connection to a blackholed port still hangs after 30 s")
+		}
+		if !c.nodes[2].logs.WaitFor("10.70.2.10:9999") {
+			t.Errorf("node 2 does not log the failed upstream")
 		}
 	})
 	t.Run("a deleted pod's connections are torn down", func(t *testing.T) {

@@ -32,6 +32,26 @@ type server struct {
 	release chan struct{}
 	accepts atomic.Int32
 	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   []*hbone.Conn // guarded by mu
+}
+
+// closeAll closes the server's connections abruptly.
+func (s *server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
+// goAwayAll tells every client to open no new streams.
+func (s *server) goAwayAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.GoAway()
+	}
 }
 
 func newServer(t *testing.T) *server {
@@ -54,6 +74,9 @@ func newServer(t *testing.T) *server {
 					nc.Close()
 					return
 				}
+				s.mu.Lock()
+				s.conns = append(s.conns, sc)
+				s.mu.Unlock()
 				sc.Serve(func(st *hbone.Stream) { st.Respond(200); <-s.release; st.Close() })
 			})
 		}
@@ -174,4 +197,50 @@ func TestIdleConnectionsReleased(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("idle connection still pooled")
+}
+
+// A pooled connection whose peer died is not handed out again: the next tunnel of the
+// key dials a new one (catalogue FT-8), and a peer's GOAWAY does the same for new
+// streams while the old ones finish (FT-9 b).
+func TestDeadOrLeavingConnectionsAreNotReused(t *testing.T) {
+	ztest.NoLeaks(t)
+	for _, end := range []string{"peer died", "peer sent GOAWAY"} {
+		t.Run(end, func(t *testing.T) {
+			srv := newServer(t)
+			defer close(srv.release)
+			var dials atomic.Int32
+			var conns []*hbone.Conn
+			p := pool.New(pool.Options{})
+			runPool(t, p)
+			k := pool.NewKey(sleepID, []identity.Identity{httpbinID}, srv.addr, netip.MustParseAddr("127.0.0.1"))
+			dialK := func(ctx context.Context) (*hbone.Conn, error) {
+				var d net.Dialer
+				nc, err := d.DialContext(ctx, "tcp", k.Addr.String())
+				if err != nil {
+					return nil, err
+				}
+				dials.Add(1)
+				c, err := hbone.NewClientConn(nc, hbone.Settings{})
+				if c != nil {
+					conns = append(conns, c)
+				}
+				return c, err
+			}
+			if err := connect(t, p, k, dialK); err != nil {
+				t.Fatal(err)
+			}
+			if end == "peer died" {
+				srv.closeAll() // its sockets go, as when the peer's process dies
+			} else {
+				srv.goAwayAll()
+			}
+			ztest.Eventually(t, "the first connection is no longer usable", func() bool { return !conns[0].Usable() })
+			if err := connect(t, p, k, dialK); err != nil {
+				t.Fatal(err)
+			}
+			if dials.Load() != 2 {
+				t.Errorf("%d dials, want a new connection for the second tunnel", dials.Load())
+			}
+		})
+	}
 }
