@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
 	socks5 "golang.org/x/net/proxy"
 )
@@ -84,6 +85,7 @@ func body(t *testing.T, url string) string {
 }
 
 func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
+	ztest.NoLeaks(t)
 	cmd, out := ztunnel(t, nil)
 	waitReady(t, out)
 	var d struct{ Workloads, Services, Policies []any }
@@ -127,6 +129,7 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 }
 
 func TestBadVariableFailsStartNamingIt(t *testing.T) {
+	ztest.NoLeaks(t)
 	cmd, out := ztunnel(t, []string{"PACKET_MARK=lots", "SECRET_TTL=forever"})
 	if code := exitCode(t, cmd); code != 1 {
 		t.Errorf("exit code %d, want 1", code)
@@ -139,6 +142,7 @@ func TestBadVariableFailsStartNamingIt(t *testing.T) {
 }
 
 func TestPortInUseExitsNonZeroNamingTheAddress(t *testing.T) {
+	ztest.NoLeaks(t)
 	l, err := net.Listen("tcp", "127.0.0.1:15000")
 	if err != nil {
 		t.Fatalf("port 15000 must be free for this test (is another ztunnel running?): %v", err)
@@ -154,6 +158,7 @@ func TestPortInUseExitsNonZeroNamingTheAddress(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	ztest.NoLeaks(t)
 	cmd, out := ztunnel(t, nil, "version")
 	if code := exitCode(t, cmd); code != 0 {
 		t.Fatalf("exit %d", code)

@@ -25,6 +25,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/version"
 	"github.com/ztunnel-go/ztunnel/internal/xds"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -95,6 +96,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestConfigDumpCurrentLayout(t *testing.T) {
+	ztest.NoLeaks(t)
 	code, body, hdr := newFixture(t).do("GET", "/config_dump")
 	if code != 200 || hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %s", code, hdr.Get("Content-Type"))
@@ -103,6 +105,7 @@ func TestConfigDumpCurrentLayout(t *testing.T) {
 }
 
 func TestConfigDump118Layout(t *testing.T) {
+	ztest.NoLeaks(t)
 	code, body, _ := newFixture(t).do("GET", "/config_dump?layout=1.18")
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
@@ -153,6 +156,7 @@ func keys[V any](m map[string]V) []string {
 // TestIstioctlParsesDump runs istioctl's own ztunnel-config parser and printers (the code
 // behind `istioctl ztunnel-config all -f dump.json`) over our dump.
 func TestIstioctlParsesDump(t *testing.T) {
+	ztest.NoLeaks(t)
 	_, body, _ := newFixture(t).do("GET", "/config_dump")
 	var out bytes.Buffer
 	cw := &configdump.ConfigWriter{Stdout: &out, FullDump: []byte(body)}
@@ -170,12 +174,14 @@ func TestIstioctlParsesDump(t *testing.T) {
 }
 
 func TestUnknownLayout(t *testing.T) {
+	ztest.NoLeaks(t)
 	if code, _, _ := newFixture(t).do("GET", "/config_dump?layout=1.0"); code != 400 {
 		t.Errorf("unknown layout = %d, want 400", code)
 	}
 }
 
 func TestLogging(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := newFixture(t)
 	steps := []struct {
 		method, target string
@@ -199,6 +205,7 @@ func TestLogging(t *testing.T) {
 }
 
 func TestQuitQuitQuit(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := newFixture(t)
 	if code, _, _ := f.do("GET", "/quitquitquit"); code != 405 || f.quit.Load() != 0 {
 		t.Errorf("GET must not shut down: %d", code)
@@ -209,6 +216,7 @@ func TestQuitQuitQuit(t *testing.T) {
 }
 
 func TestIndexAndPprof(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := newFixture(t)
 	code, body, hdr := f.do("GET", "/")
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") ||
@@ -227,6 +235,7 @@ func TestIndexAndPprof(t *testing.T) {
 // (including 1.18's leading empty clause) and checks the 1.18 dump reproduces the
 // article's JSON.
 func TestSeedPolicyIn118Layout(t *testing.T) {
+	ztest.NoLeaks(t)
 	const seed = `{"name":"httpbin","namespace":"default","scope":"Namespace","action":"Deny","groups":[[[{}],[{"namespaces":[{"Exact":"foo"}]}]]]}`
 	static, err := xds.ParseLocalConfig([]byte(`policies:
 - name: httpbin

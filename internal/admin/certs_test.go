@@ -18,6 +18,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 type fixedCerts []certmgr.Status
@@ -44,6 +45,7 @@ func certFixture(t *testing.T) (*fixture, *identity.Cert) {
 }
 
 func TestCertificatesCurrentLayout(t *testing.T) {
+	ztest.NoLeaks(t)
 	f, cert := certFixture(t)
 	_, body, _ := f.do("GET", "/config_dump")
 	var d struct{ Certificates []admin.CertificateJSON }
@@ -87,6 +89,7 @@ func TestCertificatesCurrentLayout(t *testing.T) {
 }
 
 func TestCertificates118Layout(t *testing.T) {
+	ztest.NoLeaks(t)
 	f, cert := certFixture(t)
 	_, body, _ := f.do("GET", "/config_dump?layout=1.18")
 	var d struct {
@@ -116,6 +119,7 @@ func TestCertificates118Layout(t *testing.T) {
 }
 
 func TestDebugAuthz(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := newFixture(t)
 	f.srv = admin.New(admin.Deps{Config: f.cfg, State: f.store, Levels: f.levels, Authz: rbac.NewEngine(f.store)})
 	q := "/debug/authz?src=127.0.0.2&dst=127.0.0.3:8080&srcId=" + url.QueryEscape("spiffe://cluster.local/ns/foo/sa/sleep")
@@ -139,6 +143,7 @@ func TestDebugAuthz(t *testing.T) {
 }
 
 func TestWorkloadStateForIstioctl(t *testing.T) {
+	ztest.NoLeaks(t)
 	f := newFixture(t)
 	reg := conns.New()
 	pod := conns.Workload{Key: "54ce2023-7c77", Name: "sleep-abc", Namespace: "foo", ServiceAccount: "sleep"}

@@ -14,6 +14,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/caclient"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -21,6 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var httpbin = identity.New("cluster.local", "default", "httpbin")
 
 func TestSignCSR(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, err := ca.New("cluster.local", time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +48,7 @@ func TestSignCSR(t *testing.T) {
 }
 
 func TestSignCSRRefuses(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, _ := ca.New("cluster.local", time.Hour, nil)
 	key, _ := ca.NewKey()
 	twoURIs := func() []byte {
@@ -77,6 +80,7 @@ func TestSignCSRRefuses(t *testing.T) {
 }
 
 func TestRootStableForProcessLifetime(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, _ := ca.New("cluster.local", time.Hour, nil)
 	root := c.RootPEM()
 	for range 3 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
 )
 
@@ -34,6 +35,7 @@ func mustLoad(t *testing.T, env ...string) *Config {
 }
 
 func TestDefaultsInCluster(t *testing.T) {
+	ztest.NoLeaks(t)
 	c := mustLoad(t)
 	want := &Config{
 		ProxyMode: Shared, InPod: true, InPodUDS: "/var/run/ztunnel/ztunnel.sock", InPodPortReuse: true,
@@ -70,6 +72,7 @@ func TestDefaultsInCluster(t *testing.T) {
 }
 
 func TestStandalone(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := []struct {
 		name      string
 		inCluster bool
@@ -100,6 +103,7 @@ func TestStandalone(t *testing.T) {
 }
 
 func TestXDSAddressDefaults(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, _ := load(t, false, "LOCAL_XDS_PATH=/x.yaml")
 	if c.XDSAddress != "" {
 		t.Errorf("outside a cluster with a static config, xDS = %q, want off", c.XDSAddress)
@@ -181,6 +185,7 @@ var parseCases = []struct {
 // TestParse covers every variable: one good value with its effect, and (where a value
 // can be malformed) one bad value whose error must name the variable and the value.
 func TestParse(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := parseCases
 	for _, tt := range tests {
 		name, _, _ := strings.Cut(tt.env, "=")
@@ -205,6 +210,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestEveryErrorReported(t *testing.T) {
+	ztest.NoLeaks(t)
 	_, err := load(t, true, "PACKET_MARK=x", "LOG_FORMAT=xml", "SECRET_TTL=never")
 	if err == nil {
 		t.Fatal("want errors")
@@ -217,6 +223,7 @@ func TestEveryErrorReported(t *testing.T) {
 }
 
 func TestConflicts(t *testing.T) {
+	ztest.NoLeaks(t)
 	for _, env := range [][]string{
 		{"PROXY_MODE=dedicated"}, // needs PROXY_WORKLOAD_INFO
 		{"PROXY_MODE=dedicated", "PROXY_WORKLOAD_INFO=a/b/c", "INPOD_ENABLED=true"},
@@ -229,6 +236,7 @@ func TestConflicts(t *testing.T) {
 }
 
 func TestGraceToDeadline(t *testing.T) {
+	ztest.NoLeaks(t)
 	for _, tt := range []struct{ in, want uint64 }{{0, 1}, {1, 1}, {2, 1}, {10, 9}, {11, 6}, {30, 25}} {
 		if got := graceToDeadline(tt.in); got != tt.want {
 			t.Errorf("graceToDeadline(%d) = %d, want %d", tt.in, got, tt.want)
@@ -237,6 +245,7 @@ func TestGraceToDeadline(t *testing.T) {
 }
 
 func TestClusterIDFromMetadataWins(t *testing.T) {
+	ztest.NoLeaks(t)
 	c := mustLoad(t, "CLUSTER_ID=a", "ISTIO_META_CLUSTER_ID=b")
 	if c.ClusterID != "b" {
 		t.Errorf("ClusterID = %q, want b", c.ClusterID)
@@ -244,6 +253,7 @@ func TestClusterIDFromMetadataWins(t *testing.T) {
 }
 
 func TestUndeclaredVariablePanics(t *testing.T) {
+	ztest.NoLeaks(t)
 	defer func() {
 		if recover() == nil {
 			t.Error("reading an undeclared variable should panic")
@@ -253,6 +263,7 @@ func TestUndeclaredVariablePanics(t *testing.T) {
 }
 
 func TestParseCasesCoverEveryVariable(t *testing.T) {
+	ztest.NoLeaks(t)
 	covered := map[string]bool{}
 	for _, c := range parseCases {
 		name, _, _ := strings.Cut(c.env, "=")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"os"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 // TestReadmeTableMatchesVariables keeps the README's configuration table in step with
 // the variables Load reads: same names, same order, same defaults.
 func TestReadmeTableMatchesVariables(t *testing.T) {
+	ztest.NoLeaks(t)
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +40,7 @@ func TestReadmeTableMatchesVariables(t *testing.T) {
 // TestEveryDeclaredVariableIsRead loads with every variable set and checks that each one
 // in the table is read by Load, so the table lists nothing that does nothing.
 func TestEveryDeclaredVariableIsRead(t *testing.T) {
+	ztest.NoLeaks(t)
 	seen := map[string]bool{}
 	r := newReader(Source{FileExists: func(string) bool { return true }, IPv6: func() bool { return true }})
 	r.onGet = func(name string) { seen[name] = true }

@@ -3,12 +3,14 @@ package conns
 import (
 	"testing"
 
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestDumpShowsPodsAndTheirLiveConnections(t *testing.T) {
+	ztest.NoLeaks(t)
 	sleep := Workload{Key: "uid-sleep", Name: "sleep", Namespace: "foo", ServiceAccount: "sleep"}
 	idle := Workload{Key: "uid-idle", Name: "idle", Namespace: "foo"}
 	r := New()
@@ -36,6 +38,7 @@ func TestDumpShowsPodsAndTheirLiveConnections(t *testing.T) {
 }
 
 func TestNilRegistryRecordsNothing(t *testing.T) {
+	ztest.NoLeaks(t)
 	var r *Registry
 	r.Add(Workload{Key: "k"}, &Conn{})()
 	r.SetPod(Workload{Key: "k"}, true)

@@ -8,11 +8,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ztunnel-go/ztunnel/internal/drain"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestWaitReturnsWhenHoldersRelease(t *testing.T) {
+	ztest.NoLeaks(t)
 	d := drain.New()
 	release, ok := d.Hold()
 	if !ok {
@@ -32,6 +34,7 @@ func TestWaitReturnsWhenHoldersRelease(t *testing.T) {
 }
 
 func TestWaitGivesUpAtDeadline(t *testing.T) {
+	ztest.NoLeaks(t)
 	d := drain.New()
 	d.Hold()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -42,6 +45,7 @@ func TestWaitGivesUpAtDeadline(t *testing.T) {
 }
 
 func TestWaitWithNothingHeld(t *testing.T) {
+	ztest.NoLeaks(t)
 	d := drain.New()
 	d.Start()
 	d.Start()

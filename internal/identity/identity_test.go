@@ -15,11 +15,13 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestParse(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := []struct {
 		in   string
 		want identity.Identity
@@ -86,6 +88,7 @@ func issue(t *testing.T, c *ca.CA, id identity.Identity, mutate func(*x509.Certi
 }
 
 func TestNewCert(t *testing.T) {
+	ztest.NoLeaks(t)
 	c := testCA(t)
 	chain, key := issue(t, c, httpbin, nil)
 	cert, err := identity.NewCert(httpbin, key, chain, now)
@@ -101,6 +104,7 @@ func TestNewCert(t *testing.T) {
 }
 
 func TestNewCertRefuses(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, other := testCA(t), testCA(t)
 	otherKey, _ := ca.NewKey()
 	sleep := identity.New("cluster.local", "foo", "sleep")
@@ -139,6 +143,7 @@ func TestNewCertRefuses(t *testing.T) {
 }
 
 func TestSeveralRootsInLastElement(t *testing.T) {
+	ztest.NoLeaks(t)
 	c, next := testCA(t), testCA(t)
 	chain, key := issue(t, c, httpbin, nil)
 	chain[1] = next.RootPEM() + chain[1] // a bundle during root rotation
@@ -149,6 +154,7 @@ func TestSeveralRootsInLastElement(t *testing.T) {
 }
 
 func TestChainWithIntermediate(t *testing.T) {
+	ztest.NoLeaks(t)
 	root := testCA(t)
 	interKey, _ := ca.NewKey()
 	inter, err := root.Issue(&x509.Certificate{SerialNumber: big.NewInt(7), IsCA: true, BasicConstraintsValid: true,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
 )
 
@@ -27,6 +28,7 @@ func fixedLogger(t *testing.T, format, spec string) (*slog.Logger, *Levels, *byt
 var rustTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
 func TestPlainFormatLikeRust(t *testing.T) {
+	ztest.NoLeaks(t)
 	l, _, buf := fixedLogger(t, "plain", "info")
 	in := Span(Scoped(l, "inbound"), "inbound", "id", "380b5fe1", "peer_ip", "10.244.2.12",
 		"peer_id", "spiffe://cluster.local/ns/foo/sa/sleep")
@@ -39,6 +41,7 @@ func TestPlainFormatLikeRust(t *testing.T) {
 }
 
 func TestJSONFormat(t *testing.T) {
+	ztest.NoLeaks(t)
 	l, _, buf := fixedLogger(t, "json", "info")
 	Scoped(l, "access").WithGroup("src").Info("connection complete", "addr", "10.0.0.1:4000", "bytes", 12)
 	var got map[string]any
@@ -58,6 +61,7 @@ func TestJSONFormat(t *testing.T) {
 }
 
 func TestLevelsPerComponentAtRunTime(t *testing.T) {
+	ztest.NoLeaks(t)
 	l, levels, buf := fixedLogger(t, "plain", "warn,xds=debug")
 	xds, proxy := Scoped(l, "xds"), Scoped(l, "proxy")
 	xds.Debug("xds debug")
@@ -82,6 +86,7 @@ func TestLevelsPerComponentAtRunTime(t *testing.T) {
 }
 
 func TestParseSpec(t *testing.T) {
+	ztest.NoLeaks(t)
 	tests := []struct {
 		in, want string
 		bad      bool

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,6 +28,7 @@ func scrape(t *testing.T, path, accept string) (string, string) {
 }
 
 func TestBothPathsServeTheSameSeries(t *testing.T) {
+	ztest.NoLeaks(t)
 	for _, path := range []string{"/metrics", "/stats/prometheus"} {
 		ct, body := scrape(t, path, "")
 		if !strings.HasPrefix(ct, "text/plain") {
@@ -46,6 +48,7 @@ func TestBothPathsServeTheSameSeries(t *testing.T) {
 }
 
 func TestOpenMetricsWhenAsked(t *testing.T) {
+	ztest.NoLeaks(t)
 	ct, body := scrape(t, "/metrics", "application/openmetrics-text;version=1.0.0")
 	if !strings.HasPrefix(ct, "application/openmetrics-text") || !strings.HasSuffix(strings.TrimSpace(body), "# EOF") {
 		t.Errorf("content type %q, body ends %q", ct, body[max(0, len(body)-20):])

@@ -12,11 +12,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ztunnel-go/ztunnel/internal/netns"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestOpenChecksTheKind(t *testing.T) {
+	ztest.NoLeaks(t)
 	ns, err := netns.Open("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +40,7 @@ func TestOpenChecksTheKind(t *testing.T) {
 // TestDoCreatesSocketsInside makes a namespace, listens inside it, and checks the
 // listener is not in ours: it only sees the namespace's own loopback.
 func TestDoCreatesSocketsInside(t *testing.T) {
+	ztest.NoLeaks(t)
 	if os.Geteuid() != 0 {
 		t.Skip("creating and entering network namespaces needs root; CI runs this as root")
 	}

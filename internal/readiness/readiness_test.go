@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -22,6 +23,7 @@ func probe(t *testing.T, h http.Handler, method, path string) (int, string) {
 }
 
 func TestReadinessTransitions(t *testing.T) {
+	ztest.NoLeaks(t)
 	tr := readiness.New()
 	state := tr.Register("state manager")
 	proxy := tr.Register("proxy")
@@ -45,6 +47,7 @@ func TestReadinessTransitions(t *testing.T) {
 }
 
 func TestSameNameRegisteredTwice(t *testing.T) {
+	ztest.NoLeaks(t)
 	tr := readiness.New()
 	a, b := tr.Register("proxy"), tr.Register("proxy")
 	a.Done()
@@ -58,6 +61,7 @@ func TestSameNameRegisteredTwice(t *testing.T) {
 }
 
 func TestReadinessMethodsAndPaths(t *testing.T) {
+	ztest.NoLeaks(t)
 	tr := readiness.New()
 	if code, _ := probe(t, tr, "POST", "/healthz/ready"); code != 405 {
 		t.Errorf("POST = %d, want 405", code)

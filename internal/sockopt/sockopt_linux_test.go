@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ztunnel-go/ztunnel/internal/sockopt"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -19,6 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestOptionsApplied dials with every option and reads them back from the socket. Setting
 // SO_MARK and IP_TRANSPARENT needs CAP_NET_ADMIN, which CI (root) has.
 func TestOptionsApplied(t *testing.T) {
+	ztest.NoLeaks(t)
 	if os.Geteuid() != 0 {
 		t.Skip("SO_MARK and IP_TRANSPARENT need root (CAP_NET_ADMIN); CI runs this as root")
 	}
@@ -53,12 +55,14 @@ func TestOptionsApplied(t *testing.T) {
 }
 
 func TestNoOptionsNoHook(t *testing.T) {
+	ztest.NoLeaks(t)
 	if (sockopt.Options{}).Control() != nil {
 		t.Error("empty options should add no Control hook")
 	}
 }
 
 func TestOriginalDstWithoutRedirect(t *testing.T) {
+	ztest.NoLeaks(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

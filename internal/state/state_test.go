@@ -33,6 +33,7 @@ func apply(t *testing.T, s *state.Store, items ...any) {
 }
 
 func TestVIPToEndpointsWithPortTranslation(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	svc := ztest.Service("default", "httpbin", []string{"10.96.130.105"}, 8000, 80, 9000, 0)
 	a := ztest.WithService(ztest.Workload("default", "httpbin-a", "10.244.1.7"), "default/httpbin.default.svc.cluster.local", 8000, 80, 9000, 9090)
@@ -67,6 +68,7 @@ func TestVIPToEndpointsWithPortTranslation(t *testing.T) {
 }
 
 func TestCIDRVIPLongestPrefix(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	apply(t, s,
 		ztest.Service("ns", "wide", []string{"10.0.0.0/8"}, 80, 80),
@@ -102,6 +104,7 @@ func nameOf(s *state.Service) string {
 }
 
 func TestStagedEndpointsJoinTheirService(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	key := "default/late.default.svc.cluster.local"
 	apply(t, s, ztest.WithService(ztest.Workload("default", "w", "10.0.0.1"), key, 80, 8080))
@@ -119,6 +122,7 @@ func TestStagedEndpointsJoinTheirService(t *testing.T) {
 }
 
 func TestUnhealthyEndpointsFiltered(t *testing.T) {
+	ztest.NoLeaks(t)
 	for _, policy := range []workloadapi.LoadBalancing_HealthPolicy{workloadapi.LoadBalancing_ONLY_HEALTHY, workloadapi.LoadBalancing_ALLOW_ALL} {
 		s := state.NewStore()
 		svc := ztest.Service("ns", "svc", []string{"10.96.0.1"}, 80, 80)
@@ -138,6 +142,7 @@ func TestUnhealthyEndpointsFiltered(t *testing.T) {
 }
 
 func TestRemovedWorkloadLeavesNoTrace(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	key := "ns/svc.ns.svc.cluster.local"
 	w := ztest.WithService(ztest.Workload("ns", "w", "10.0.0.1", "fd00::1"), key, 80, 80)
@@ -165,6 +170,7 @@ func TestRemovedWorkloadLeavesNoTrace(t *testing.T) {
 }
 
 func TestChangedWorkloadAddressReindexed(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	apply(t, s, ztest.Workload("ns", "w", "10.0.0.1"))
 	apply(t, s, ztest.Workload("ns", "w", "10.0.0.9"))
@@ -175,6 +181,7 @@ func TestChangedWorkloadAddressReindexed(t *testing.T) {
 }
 
 func TestNewestWinsAddressConflict(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	apply(t, s, ztest.Workload("ns", "old", "10.0.0.1"))
 	apply(t, s, ztest.Workload("ns", "new", "10.0.0.1"))
@@ -184,6 +191,7 @@ func TestNewestWinsAddressConflict(t *testing.T) {
 }
 
 func TestHostNetworkNotIndexedByIP(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	w := ztest.Workload("ns", "hostnet", "10.0.0.1")
 	w.NetworkMode = workloadapi.NetworkMode_HOST_NETWORK
@@ -194,6 +202,7 @@ func TestHostNetworkNotIndexedByIP(t *testing.T) {
 }
 
 func TestBadResourcesRefusedOthersApplied(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	bad := ztest.Workload("ns", "bad", "10.0.0.1")
 	bad.Addresses = append(bad.Addresses, []byte{1, 2, 3})
@@ -223,6 +232,7 @@ func TestBadResourcesRefusedOthersApplied(t *testing.T) {
 }
 
 func TestDefaultsFilledWithoutTouchingInput(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	w := ztest.Workload("ns", "w", "10.0.0.1")
 	w.ServiceAccount = ""
@@ -237,6 +247,7 @@ func TestDefaultsFilledWithoutTouchingInput(t *testing.T) {
 }
 
 func TestPoliciesByScope(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	global := ztest.DenyFromNamespace("istio-system", "g", "x")
 	global.Scope = security.Scope_GLOBAL
@@ -258,6 +269,7 @@ func TestPoliciesByScope(t *testing.T) {
 }
 
 func TestStaleClosedOnPublish(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := state.NewStore()
 	old := s.Snapshot()
 	select {
@@ -273,6 +285,7 @@ func TestStaleClosedOnPublish(t *testing.T) {
 }
 
 func TestLookupsDoNotAllocate(t *testing.T) {
+	ztest.NoLeaks(t)
 	s := benchStore()
 	snap := s.Snapshot()
 	wip, vip, cip := ip("10.0.3.7"), ip("10.96.0.7"), ip("10.200.1.1")
