@@ -85,12 +85,16 @@ func TestOpenConnectionClosedWhenDenyArrives(t *testing.T) {
 	ztest.NoLeaks(t)
 	for _, tt := range []struct {
 		name   string
-		before []any // applied before the connection opens
-		after  []any // applied while it is open
+		before []any   // applied before the connection opens
+		after  [][]any // applied while it is open, one update each
 	}{
-		{"namespace policy", nil, []any{ztest.DenyFromNamespace("default", "late", "foo")}},
+		{"namespace policy", nil, [][]any{{ztest.DenyFromNamespace("default", "late", "foo")}}},
 		{"selector policy attached by a workload update", []any{selectorDeny("default", "sel", "foo")},
-			[]any{withPolicies(echo1(), "default/sel")}},
+			[][]any{{withPolicies(echo1(), "default/sel")}}},
+		// The other arrival order (catalogue AZ-7 c): the workload names the policy first;
+		// a named policy not yet received fails closed, so the end is the same.
+		{"workload update before its selector policy", nil,
+			[][]any{{withPolicies(echo1(), "default/sel")}, {selectorDeny("default", "sel", "foo")}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newBed(t)
@@ -102,7 +106,9 @@ func TestOpenConnectionClosedWhenDenyArrives(t *testing.T) {
 			}
 			bystander, _ := b.socks(t, barIP, "127.0.11.1:9000")
 			defer bystander.Close()
-			b.b.apply(t, tt.after...)
+			for _, u := range tt.after {
+				b.b.apply(t, u...)
+			}
 			if !b.b.logs.WaitFor("connection closed due to policy change") {
 				t.Fatalf("no late enforcement logged:\n%s", b.b.logs)
 			}

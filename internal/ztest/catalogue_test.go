@@ -92,7 +92,7 @@ var catalogue = []kase{
 
 	// Load (LD).
 	{"LD-1", "10,000 concurrent connections", []string{"internal/app.TestTenThousandTunnels"}, ""},
-	{"LD-2", "connection churn", []string{"internal/app.TestConnectionChurn"}, ""},
+	{"LD-2", "connection churn", []string{"internal/app.TestConnectionChurn", "internal/pool.TestIdleConnectionsReleased"}, ""},
 	{"LD-3", "Rapid Reset and the stream cap", []string{"internal/hbone.TestRapidResetIsBoundedAndClosed",
 		"internal/hbone.TestExcessStreamsRefused"}, "The victim's latency is a timing: bench/, not a pass/fail test."},
 	{"LD-4", "MadeYouReset and control-frame floods", []string{"internal/hbone.TestServerResetsAreBudgeted",
