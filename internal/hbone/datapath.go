@@ -79,11 +79,13 @@ func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
 	case len(s.rbuf) == base && cap(s.rbuf) >= base+n && &s.rbuf[:base+n][base] == &dst[0]:
 		s.rbuf = s.rbuf[:base+n]
 	default: // the reader swapped or rewound the buffer meanwhile
+		base = len(s.rbuf)
 		s.rbuf = append(s.rbuf, dst...)
 	}
 	if fh.Flags.Has(http2.FlagDataEndStream) {
 		s.recvEOF = true
 	}
+	s.deliverLocked(base)
 	s.cond.Broadcast()
 	return true, nil
 }

@@ -42,7 +42,8 @@ func (c *Conn) readLoop(accept func(*Stream)) error {
 	for {
 		f, err := c.readFrame()
 		if f == nil && err == nil {
-			continue // a DATA frame went straight into its stream
+			c.tryFlushControl() // window updates for bytes the read loop delivered itself
+			continue            // a DATA frame went straight into its stream
 		}
 		if err != nil {
 			var se http2.StreamError

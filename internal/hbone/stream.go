@@ -23,6 +23,10 @@ type Stream struct {
 	rbuf       []byte     // received, not yet read
 	roff       int
 	inflight   uint32 // bytes WriteTo took out of rbuf and has not credited yet
+	writing    bool      // WriteTo is writing what it took
+	sink       TryWriter // WriteTo's destination, when the read loop may write to it
+	direct     bool      // the read loop is writing to sink: rbuf's new bytes are its
+	delivered  int64     // bytes the read loop wrote to sink
 	recvEOF    bool   // END_STREAM received
 	unacked    uint32 // bytes read but not yet credited back to the peer
 	sendWindow int32

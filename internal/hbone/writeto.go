@@ -7,11 +7,20 @@ import "io"
 // DATA frames. It saves the proxy's copy loop a memmove per byte and writes everything
 // that arrived in one call. It returns at END_STREAM (nil) or on the first error.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	if tw, ok := w.(TryWriter); ok {
+		s.c.mu.Lock()
+		s.sink = tw
+		s.c.mu.Unlock()
+		defer func() { s.c.mu.Lock(); s.sink = nil; s.c.mu.Unlock() }()
+	}
 	var total int64
 	var spare []byte
 	for {
 		chunk, full, err := s.takeReceived(spare)
 		if chunk == nil {
+			s.c.mu.Lock()
+			total += s.delivered
+			s.c.mu.Unlock()
 			return total, err
 		}
 		n, werr := w.Write(chunk)
@@ -19,6 +28,9 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 		s.credit(uint32(len(chunk)))
 		spare = full[:0]
 		if werr != nil {
+			s.c.mu.Lock()
+			total += s.delivered
+			s.c.mu.Unlock()
 			return total, werr
 		}
 	}
@@ -31,14 +43,21 @@ func (s *Stream) takeReceived(spare []byte) (chunk, full []byte, err error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := s.waitDataLocked(); err != nil {
-		if err == io.EOF {
-			err = nil
+	for {
+		if err := s.waitDataLocked(); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return nil, nil, err
 		}
-		return nil, nil, err
+		if !s.direct {
+			break
+		}
+		s.cond.Wait() // the read loop is writing the newest bytes itself; then look again
 	}
 	full, chunk = s.rbuf, s.rbuf[s.roff:]
 	s.rbuf, s.roff = spare[:0], 0
+	s.writing = true
 	if !s.removed { // a removed stream's bytes were credited when it was removed
 		s.inflight = uint32(len(chunk))
 	}
@@ -60,6 +79,7 @@ func (s *Stream) credit(n uint32) {
 		streamInc, connInc = s.creditLocked(n)
 	}
 	s.inflight = 0
+	s.writing = false
 	c.mu.Unlock()
 	c.writeWindowUpdates(s.id, streamInc, connInc)
 }

@@ -76,8 +76,15 @@ func copyHalf(dst, src halfConn, count func(int64)) (int64, error) {
 		}
 	}
 	if st, ok := src.(*hbone.Stream); ok {
-		// The stream writes its own receive buffers to dst: no copy through ours.
-		n, err = st.WriteTo(countingWriter{dst, count})
+		// The stream writes its own receive buffers to dst: no copy through ours. A
+		// TCP dst also takes writes from the stream's read loop when it is idle.
+		var w io.Writer = countingWriter{dst, count}
+		if dt, ok := dst.(*net.TCPConn); ok {
+			if sink := newTCPSink(dt, count); sink != nil {
+				w = sink
+			}
+		}
+		n, err = st.WriteTo(w)
 		return n, finish(dst, err)
 	}
 	if dt, ok := dst.(*hbone.Stream); ok {

@@ -1,0 +1,47 @@
+package hbone
+
+import "golang.org/x/net/http2"
+
+// TryWriter writes without blocking: what the socket takes now, and no error when it
+// takes nothing (EAGAIN). A WriteTo destination that is one lets the read loop deliver
+// a DATA frame itself when the stream's writer is idle, sparing a goroutine hand-off
+// (a futex wake and a schedule, on each side, on each request and response) that a
+// bare TLS pipe does not pay. What the socket does not take is left for WriteTo.
+type TryWriter interface {
+	TryWrite(p []byte) (int, error)
+}
+
+// deliverLocked writes the bytes of the frame just appended at rbuf[base:] straight
+// to the stream's idle writer, when it has one. It releases c.mu while writing; while
+// it does, direct is set, and WriteTo and removal leave those bytes alone.
+func (s *Stream) deliverLocked(base int) {
+	c := s.c
+	if s.sink == nil || s.direct || s.writing || s.removed || s.roff != base {
+		return // the writer has older bytes to write first, or is writing them
+	}
+	s.direct = true
+	data := s.rbuf[base:]
+	c.mu.Unlock()
+	n, err := s.sink.TryWrite(data)
+	c.mu.Lock()
+	s.direct = false
+	if err != nil || n == 0 {
+		return // WriteTo writes them, or meets the error itself
+	}
+	s.roff += n
+	s.delivered += int64(n)
+	if s.roff == len(s.rbuf) {
+		s.rbuf, s.roff = s.rbuf[:0], 0
+	}
+	if s.removed {
+		return // its unread bytes were credited when it was removed
+	}
+	streamInc, connInc := s.creditLocked(uint32(n))
+	if streamInc > 0 {
+		c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), id: s.id, inc: streamInc})
+	}
+	if connInc > 0 {
+		c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: connInc})
+	}
+	s.maybeRemoveLocked()
+}
