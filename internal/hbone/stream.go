@@ -22,13 +22,13 @@ type Stream struct {
 	cond       *sync.Cond // on c.mu: data, window, status, reset
 	rbuf       []byte     // received, not yet read
 	roff       int
-	inflight   uint32 // bytes WriteTo took out of rbuf and has not credited yet
+	inflight   uint32    // bytes WriteTo took out of rbuf and has not credited yet
 	writing    bool      // WriteTo is writing what it took
 	sink       TryWriter // WriteTo's destination, when the read loop may write to it
 	direct     bool      // the read loop is writing to sink: rbuf's new bytes are its
 	delivered  int64     // bytes the read loop wrote to sink
-	recvEOF    bool   // END_STREAM received
-	unacked    uint32 // bytes read but not yet credited back to the peer
+	recvEOF    bool      // END_STREAM received
+	unacked    uint32    // bytes read but not yet credited back to the peer
 	sendWindow int32
 	sentEnd    bool  // END_STREAM sent
 	resetErr   error // RST_STREAM either way, or the connection died
