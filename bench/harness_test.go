@@ -6,13 +6,14 @@
 package bench
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 		return s.cpu()
 	}
 	before := cpu()
-	stop := profile(t, s, "throughput")
+	stop := h.profile(t, s, "throughput")
 	gbps, bytes, err := iperf(s, secs)
 	stop()
 	if err != nil {
@@ -117,7 +118,7 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 	} else {
 		t.Errorf("%s: %v", s.name, err)
 	}
-	stop = profile(t, s, "latency")
+	stop = h.profile(t, s, "latency")
 	r, err := h.loadgenRun(s, "-mode", "rr", "-addr", s.echo, "-n", "2000", "-size", "64")
 	stop()
 	if err == nil {
@@ -126,7 +127,7 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 		t.Errorf("%s: %v", s.name, err)
 	}
 	for c, key := range map[string]string{"1": cps1, "8": cps8} {
-		stop := profile(t, s, "connections"+c)
+		stop := h.profile(t, s, "connections"+c)
 		r, err := h.loadgenRun(s, "-mode", "cps", "-addr", s.echo, "-c", c, "-d", "2s")
 		stop()
 		if err == nil && r["failed"] == 0 {
@@ -144,10 +145,12 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 	return m
 }
 
-// profile writes a CPU profile of the in-process ztunnels during one phase
-// (ZTUNNEL_BENCH_PROFILE: throughput, latency, connections1 or connections8; default
-// throughput), when ZTUNNEL_BENCH_CPUPROFILE names a file. The last round's wins.
-func profile(t *testing.T, s scenario, phase string) func() {
+// profile takes CPU profiles of both ztunnels during one phase (ZTUNNEL_BENCH_PROFILE:
+// throughput, latency, connections1 or connections8; default throughput), when
+// ZTUNNEL_BENCH_CPUPROFILE names a file: <file>.1 is the client side's, <file>.2 the
+// server side's, from their admin ports (/debug/pprof/profile) for the phase's
+// ZTUNNEL_BENCH_SECONDS. The last round's win.
+func (h *harness) profile(t *testing.T, s scenario, phase string) func() {
 	path, want := os.Getenv("ZTUNNEL_BENCH_CPUPROFILE"), os.Getenv("ZTUNNEL_BENCH_PROFILE")
 	if want == "" {
 		want = "throughput"
@@ -155,22 +158,27 @@ func profile(t *testing.T, s scenario, phase string) func() {
 	if path == "" || s.name != "ztunnel" || phase != want {
 		return func() {}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Error(err)
-		return func() {}
+	secs := envInt("ZTUNNEL_BENCH_SECONDS", 3)
+	var wg sync.WaitGroup
+	for i, ns := range h.ztunnelNS {
+		wg.Go(func() {
+			prof, code, err := nodeGet(ns, "127.0.0.1:15000", fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs),
+				time.Duration(secs+10)*time.Second)
+			if err != nil || code != 200 {
+				t.Errorf("profile of the ztunnel in %s: HTTP %d, %v", ns, code, err)
+				return
+			}
+			if err := os.WriteFile(fmt.Sprintf("%s.%d", path, i+1), prof, 0o644); err != nil {
+				t.Error(err)
+			}
+		})
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		t.Error(err)
-		f.Close()
-		return func() {}
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
+	return wg.Wait
 }
 
 // atFixedRate measures the proxies' CPU (per proxy: both ends, halved) and memory while
-// they carry 1,000 64 B request/responses per second over 10 connections for 5 s. For
-// ztunnel the memory is the whole test process, both ztunnels and the fakes included.
+// they carry 1,000 64 B request/responses per second over 10 connections for 5 s; the
+// memory is both proxies' processes together.
 func (h *harness) atFixedRate(t *testing.T, s scenario, m map[string]float64) {
 	const secs = 5
 	before := s.cpu()

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -62,22 +60,6 @@ func vmRSS(path string) float64 {
 		}
 	}
 	return 0
-}
-
-// selfCPU is the CPU this process (the two in-process ztunnels; every load generator
-// and baseline runs in its own process) has used.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// selfRSS is this process's resident memory after the runtime has given freed memory
-// back to the OS, so that it shows what the ztunnels hold, not what the collector has
-// yet to return. It still includes the harness and the fake CA and istio-cni.
-func selfRSS() float64 {
-	debug.FreeOSMemory()
-	return vmRSS("/proc/self/status")
 }
 
 // inNS runs a command inside a network namespace and returns its stdout.

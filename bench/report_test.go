@@ -63,7 +63,7 @@ func goals(med map[string]map[string]float64) []goal {
 	atLeast("new connections/s at c=8 ≥ 3× mtls-pipe", zt[cps8]/pipe[cps8], 3, "×")
 	atMost("≤ 24 KiB per end per idle connection", zt[idleKiB], 24, " KiB")
 	atMost("at 1,000 requests/s ≤ 0.05 vCPU per ztunnel", zt[rateCPU], 0.05, " vCPU")
-	atMost("at 1,000 requests/s ≤ 20 MB per ztunnel (both ztunnels' process, halved)", zt[rateRSS]/2, 20, " MB")
+	atMost("at 1,000 requests/s ≤ 20 MB per ztunnel", zt[rateRSS]/2, 20, " MB")
 	return out
 }
 

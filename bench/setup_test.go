@@ -4,25 +4,22 @@ package bench
 
 import (
 	"bufio"
-	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ztunnel-go/ztunnel/internal/app"
 	"github.com/ztunnel-go/ztunnel/internal/ca"
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
-	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/netns"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
@@ -54,6 +51,7 @@ type harness struct {
 	dir       string
 	loadgen   string
 	scenarios []scenario
+	ztunnelNS []string // the nodes' netns the ztunnels run in, for their admin ports
 }
 
 func newHarness(t *testing.T) *harness {
@@ -93,9 +91,9 @@ func newHarness(t *testing.T) *harness {
 		t.Log("stunnel4 is not installed: its column is left out (bench/run installs it)")
 	}
 
-	ztunnels(t, cz, sz)
+	z := h.ztunnels(t, [2]*ztest.BedNode{n1, n2}, [2]*ztest.BedPod{cz, sz})
 	h.scenarios = append(h.scenarios, scenario{name: "ztunnel", clientNS: cz.NS, iperf: sz.IP + ":5201", echo: sz.IP + ":8080",
-		cpu: selfCPU, rss: selfRSS})
+		cpu: procCPU(z...), rss: procRSS(z...)})
 	return h
 }
 
@@ -111,19 +109,32 @@ func (h *harness) build(t *testing.T, pkg string) string {
 // daemon runs a program inside a network namespace until the test ends; when ready is
 // set it waits for that line on the program's stdout.
 func (h *harness) daemon(t *testing.T, ns, ready, prog string, args ...string) int {
+	return h.daemonEnv(t, ns, ready, nil, prog, args...)
+}
+
+// daemonEnv is daemon with an environment (nil: this process's).
+func (h *harness) daemonEnv(t *testing.T, ns, ready string, env []string, prog string, args ...string) int {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, prog}, args...)...)
-	stdout, _ := cmd.StdoutPipe()
+	if env != nil {
+		cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
+	}
 	logFile, err := os.CreateTemp(h.dir, filepath.Base(prog)+"-*.log") // beside the run's other files
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stderr = logFile
+	var stdout io.Reader
+	if ready == "" {
+		cmd.Stdout = logFile // nobody reads it: a pipe would fill and stop the program
+	} else {
+		stdout, _ = cmd.StdoutPipe()
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logFile.Close() })
 	if ready == "" {
-		time.Sleep(200 * time.Millisecond) // iperf3 says nothing useful when listening
+		time.Sleep(200 * time.Millisecond) // iperf3 and ztunnel say nothing useful when listening
 		return cmd.Process.Pid
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -182,50 +193,61 @@ func (h *harness) stunnel(t *testing.T, ns, side string, certs map[string][]stri
 	return pid
 }
 
-// ztunnels runs the two nodes' ztunnels in this process, in in-pod mode, each handed
-// its mesh pod by a fake istio-cni, with certificates from a fake Istio CA.
-func ztunnels(t *testing.T, cz, sz *ztest.BedPod) {
+// ztunnels runs the two nodes' ztunnels as the real binary, each in its node's
+// netns, in in-pod mode: each is handed its mesh pod by a fake istio-cni and gets its
+// certificates from a fake Istio CA served inside that netns. As their own processes
+// they are measured as the baselines are (/proc), one Go runtime each, like the pipe's
+// two processes. It returns their pids.
+func (h *harness) ztunnels(t *testing.T, nodes [2]*ztest.BedNode, pods [2]*ztest.BedPod) []int {
+	bin := h.build(t, "../cmd/ztunnel")
 	fca := ztest.NewFakeCA(t)
-	dir := t.TempDir()
-	for i, pod := range []*ztest.BedPod{cz, sz} {
-		cni := ztest.NewFakeCNI(t, filepath.Join(dir, fmt.Sprintf("zds-%d.sock", i+1)))
+	var pids []int
+	for i, pod := range pods {
+		cni := ztest.NewFakeCNI(t, filepath.Join(h.dir, fmt.Sprintf("zds-%d.sock", i+1)))
 		sa := map[int]string{0: "client", 1: "server"}[i]
 		cni.AddPod("uid-"+pod.Name, "bench", pod.Name, sa, pod.Path)
-		env := []string{"INPOD_ENABLED=true", "INPOD_UDS=" + cni.Path, "LOCAL_XDS=" + fmt.Sprintf(meshYAML, cz.IP, sz.IP), "XDS_ADDRESS=",
-			"CA_ADDRESS=" + fca.Address, "CA_ROOT_CA=" + fca.ServePEM, "AUTH_TOKEN=token",
-			fmt.Sprintf("NODE_NAME=n%d", i+1), "IPV6_ENABLED=false"}
-		cfg, err := config.Load(config.Source{Env: env, FileExists: func(string) bool { return false }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		local := netip.MustParseAddrPort("127.0.0.1:0")
-		cfg.Addrs.Admin, cfg.Addrs.Stats, cfg.Addrs.Readiness = []netip.AddrPort{local}, local, local
-		logFile, err := os.Create(filepath.Join(dir, fmt.Sprintf("ztunnel-%d.log", i+1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { logFile.Close() })
-		log, levels, _ := logging.New(logFile, "plain", "info") // Rust's default: info, access log on
-		a := app.New(cfg, log, levels)
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { a.Run(ctx) })
-		t.Cleanup(func() { cancel(); wg.Wait() })
-		<-a.Started()
-		ready(t, a)
+		env := []string{"INPOD_ENABLED=true", "INPOD_UDS=" + cni.Path, "LOCAL_XDS=" + fmt.Sprintf(meshYAML, pods[0].IP, pods[1].IP),
+			"XDS_ADDRESS=", "CA_ADDRESS=" + fca.ListenIn(t, "/var/run/netns/"+nodes[i].NS), "CA_ROOT_CA=" + fca.ServePEM,
+			"AUTH_TOKEN=token", fmt.Sprintf("NODE_NAME=n%d", i+1), "IPV6_ENABLED=false"} // Rust's default log: info, access log on
+		pid := h.daemonEnv(t, nodes[i].NS, "", env, bin)
+		h.ztunnelNS = append(h.ztunnelNS, nodes[i].NS)
+		waitReady(t, nodes[i].NS)
+		pids = append(pids, pid)
 	}
+	return pids
 }
 
-func ready(t *testing.T, a *app.App) {
-	for range 500 {
-		resp, err := http.Get("http://" + a.Addrs().Readiness[0].String() + "/healthz/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+// waitReady polls the ztunnel's readiness port in its node's netns.
+func waitReady(t *testing.T, ns string) {
+	for range 1000 {
+		if _, code, err := nodeGet(ns, "127.0.0.1:15021", "/healthz/ready", time.Second); err == nil && code == 200 {
+			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("ztunnel did not become ready")
+	t.Fatalf("the ztunnel in %s did not become ready", ns)
+}
+
+// nodeGet fetches path from addr inside a node's netns (the socket is made there; an
+// http.Client would dial from another thread, outside it).
+func nodeGet(ns, addr, path string, timeout time.Duration) ([]byte, int, error) {
+	h, err := netns.Open("/var/run/netns/" + ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer h.Close()
+	var c net.Conn
+	if err := h.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr, timeout); return err }); err != nil {
+		return nil, 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return body, resp.StatusCode, err
 }
