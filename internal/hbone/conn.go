@@ -21,6 +21,10 @@ type Settings struct {
 	MaxHeaderListSize uint32        // request/response header bytes we accept (64 KiB)
 	PingInterval      time.Duration // keepalive PING period (10 s)
 	PingTimeout       time.Duration // a PING unanswered this long closes the connection (20 s)
+	// CountError, when set, hears of every protocol error and flood this side detects:
+	// scope "connection" (answered GOAWAY) or "stream" (RST_STREAM), and the HTTP/2
+	// code, as x/net's Server.CountError does, so that attacks show in metrics.
+	CountError func(scope, code string)
 }
 
 func (s Settings) withDefaults() Settings {

@@ -143,6 +143,7 @@ func (c *Conn) onRequest(f *http2.MetaHeadersFrame, accept func(*Stream)) error 
 	if c.goAway || c.active >= int(c.local.MaxStreams) || c.handlers >= int(c.local.MaxStreams) {
 		err := c.earlyEndLocked()
 		c.mu.Unlock()
+		c.countError("stream", http2.ErrCodeRefusedStream)
 		c.queueControl(control{kind: uint8(http2.FrameRSTStream), id: f.StreamID, code: http2.ErrCodeRefusedStream})
 		return err
 	}

@@ -14,10 +14,14 @@ type TryWriter interface {
 // deliverLocked writes the bytes of the frame just appended at rbuf[base:] straight
 // to the stream's idle writer, when it has one. It releases c.mu while writing; while
 // it does, direct is set, and WriteTo and removal leave those bytes alone.
+//
+// Only frames smaller than a full TLS record's worth go direct: a full one means bulk
+// is flowing, and then the read loop decrypting the next frame while WriteTo writes
+// the last ones (and several at once) beats doing both in turn on one goroutine.
 func (s *Stream) deliverLocked(base int) {
 	c := s.c
-	if s.sink == nil || s.direct || s.writing || s.removed || s.roff != base {
-		return // the writer has older bytes to write first, or is writing them
+	if s.sink == nil || s.direct || s.writing || s.removed || s.roff != base || len(s.rbuf)-base >= maxRecordPayload {
+		return // bulk, or the writer has older bytes to write first, or is writing them
 	}
 	s.direct = true
 	data := s.rbuf[base:]

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,33 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
+
+// errorCounts records what Settings.CountError hears.
+type errorCounts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (e *errorCounts) add(scope, code string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = map[string]int{}
+	}
+	e.m[scope+"/"+code]++
+}
+
+func (e *errorCounts) get(scope, code string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.m[scope+"/"+code]
+}
+
+func (e *errorCounts) snapshot() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.m)
+}
 
 // Protocol violations end the connection with the GOAWAY code RFC 9113 names, and the
 // server's connection (and every goroutine of it) goes away (catalogue BI-1, LD-4).
@@ -57,7 +86,8 @@ func TestProtocolViolationsEndTheConnection(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ztest.NoLeaks(t)
-			p := dialRaw(t, hbone.Settings{StreamWindow: 65535, MaxFrameSize: 16384}, func(s *hbone.Stream) {
+			counted := &errorCounts{}
+			p := dialRaw(t, hbone.Settings{StreamWindow: 65535, MaxFrameSize: 16384, CountError: counted.add}, func(s *hbone.Stream) {
 				s.Respond(200)
 				// Never reads: the window test counts on the bytes staying queued.
 				<-s.Conn().Done()
@@ -68,6 +98,9 @@ func TestProtocolViolationsEndTheConnection(t *testing.T) {
 			}
 			if err := p.serverEnded(); err == nil {
 				t.Error("server connection ended without an error")
+			}
+			if n := counted.get("connection", tc.want.String()); n != 1 {
+				t.Errorf("CountError heard connection/%v %d times, want once", tc.want, n)
 			}
 		})
 	}
@@ -81,7 +114,8 @@ func TestRapidResetIsBoundedAndClosed(t *testing.T) {
 	const maxStreams = 20
 	var running, peak atomic.Int32
 	release := make(chan struct{})
-	p := dialRaw(t, hbone.Settings{MaxStreams: maxStreams}, func(s *hbone.Stream) {
+	counted := &errorCounts{}
+	p := dialRaw(t, hbone.Settings{MaxStreams: maxStreams, CountError: counted.add}, func(s *hbone.Stream) {
 		n := running.Add(1)
 		for {
 			old := peak.Load()
@@ -103,6 +137,9 @@ func TestRapidResetIsBoundedAndClosed(t *testing.T) {
 	p.flooded()
 	if got := peak.Load(); got > maxStreams {
 		t.Errorf("%d handlers ran at once, want at most MaxStreams=%d", got, maxStreams)
+	}
+	if counted.get("connection", "ENHANCE_YOUR_CALM") != 1 || counted.get("stream", "REFUSED_STREAM") == 0 {
+		t.Errorf("CountError heard %v, want the flood and the refused streams", counted.snapshot())
 	}
 	t.Logf("attacker got %d HEADERS+RST pairs written before the server hung up", sent)
 }

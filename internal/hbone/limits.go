@@ -67,12 +67,19 @@ const lingerTime = time.Second
 // the GOAWAY still in flight. So the GOAWAY is written, and what the peer still sends
 // is read and dropped for up to lingerTime (x/net's server does the same).
 func (c *Conn) goAwayAndLinger(code http2.ErrCode) {
+	c.countError("connection", code)
 	c.nc.SetDeadline(time.Now().Add(lingerTime))
 	c.pushControl(control{kind: uint8(http2.FrameGoAway), code: code})
 	c.wmu.Lock()
 	c.flushControlLocked()
 	c.wmu.Unlock()
 	io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
+}
+
+func (c *Conn) countError(scope string, code http2.ErrCode) {
+	if c.local.CountError != nil {
+		c.local.CountError(scope, code.String())
+	}
 }
 
 // handlerDone frees a handler's slot when it returns.

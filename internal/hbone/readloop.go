@@ -48,6 +48,7 @@ func (c *Conn) readLoop(accept func(*Stream)) error {
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) { // ours to detect: the peer is told with RST_STREAM
+				c.countError("stream", se.Code)
 				c.queueControl(control{kind: uint8(http2.FrameRSTStream), id: se.StreamID, code: se.Code})
 				err = c.streamError(se.StreamID, se.Code)
 			}

@@ -54,3 +54,25 @@ func TestOpenMetricsWhenAsked(t *testing.T) {
 		t.Errorf("content type %q, body ends %q", ct, body[max(0, len(body)-20):])
 	}
 }
+
+// HBONE floods and protocol errors are a counter by scope and code (catalogue BI-1,
+// BI-6, LD-4: every detected case is counted).
+func TestHBONEErrorsCounted(t *testing.T) {
+	ztest.NoLeaks(t)
+	reg := metrics.NewRegistry("1.28.0")
+	tr := metrics.NewTraffic(reg)
+	tr.HBONEError("connection", "ENHANCE_YOUR_CALM")
+	tr.HBONEError("connection", "ENHANCE_YOUR_CALM")
+	tr.HBONEError("stream", "REFUSED_STREAM")
+	var nilTraffic *metrics.Traffic
+	nilTraffic.HBONEError("stream", "PROTOCOL_ERROR") // records nothing, does not panic
+	rec := httptest.NewRecorder()
+	metrics.Handler(reg).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{`ztunnel_hbone_errors_total{code="ENHANCE_YOUR_CALM",scope="connection"} 2`,
+		`ztunnel_hbone_errors_total{code="REFUSED_STREAM",scope="stream"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+}

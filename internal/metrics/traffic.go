@@ -56,6 +56,7 @@ type Traffic struct {
 	opened, closed, failed *prometheus.CounterVec
 	received, sent         *prometheus.CounterVec
 	open                   *prometheus.GaugeVec
+	hboneErrors            *prometheus.CounterVec
 }
 
 // NewTraffic registers the TCP metrics on reg, under the names Istio's dashboards and
@@ -73,8 +74,19 @@ func NewTraffic(reg prometheus.Registerer) *Traffic {
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "istio_tcp_sockets_open",
 			Help: "The current number of open TCP sockets (unstable)"}, []string{"reporter"}),
 	}
-	reg.MustRegister(t.opened, t.closed, t.failed, t.received, t.sent, t.open)
+	// Ours (Rust ztunnel has none): floods and protocol errors on HBONE connections.
+	t.hboneErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ztunnel_hbone_errors_total",
+		Help: "HTTP/2 protocol errors and floods detected on HBONE connections, by scope and code"},
+		[]string{"scope", "code"})
+	reg.MustRegister(t.opened, t.closed, t.failed, t.received, t.sent, t.open, t.hboneErrors)
 	return t
+}
+
+// HBONEError counts one protocol error or flood (hbone.Settings.CountError).
+func (t *Traffic) HBONEError(scope, code string) {
+	if t != nil {
+		t.hboneErrors.WithLabelValues(scope, code).Inc()
+	}
 }
 
 // Conn is one open connection's counters, bound once so that counting bytes as they

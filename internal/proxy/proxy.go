@@ -124,7 +124,8 @@ func New(d Deps) *Proxy {
 	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
 		inbound: map[*hbone.Conn]struct{}{},
 		settings: hbone.Settings{StreamWindow: c.WindowSize, ConnWindow: c.ConnectionWindowSize,
-			MaxFrameSize: c.FrameSize, MaxStreams: c.Limits.MaxStreams, MaxHeaderListSize: c.Limits.MaxHeaderListSize}}
+			MaxFrameSize: c.FrameSize, MaxStreams: c.Limits.MaxStreams, MaxHeaderListSize: c.Limits.MaxHeaderListSize,
+			CountError: d.Traffic.HBONEError}}
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(c.Limits.MaxConnections)
 	}

@@ -20,7 +20,7 @@ type kase struct {
 // named test exists, so the map cannot drift from the code.
 var catalogue = []kase{
 	// Bad input (BI).
-	{"BI-1", "non-CONNECT and h2 violations on 15008", []string{"internal/proxy.TestBadConnectRequests",
+	{"BI-1", "non-CONNECT and h2 violations on 15008", []string{"internal/proxy.TestBadConnectRequests", "internal/metrics.TestHBONEErrorsCounted",
 		"internal/hbone.TestProtocolViolationsEndTheConnection", "internal/hbone.TestStreamLevelErrorResetsOnlyThatStream"},
 		"A bad preface is refused by NewServerConn: internal/proxy.TestGarbageOn15008 sends one."},
 	{"BI-2", "malformed :authority", []string{"internal/proxy.TestBadConnectRequests", "internal/hbone.TestParseAuthority",
