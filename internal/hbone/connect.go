@@ -27,6 +27,15 @@ func (c *Conn) TryReserve(limit int) bool {
 	return true
 }
 
+// Release gives back a slot taken with TryReserve that will not carry a stream.
+func (c *Conn) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active--
+	c.lastUse = time.Now()
+	c.closeIfDrainedLocked()
+}
+
 // Usable reports whether the connection may carry new streams at all.
 func (c *Conn) Usable() bool {
 	c.mu.Lock()
