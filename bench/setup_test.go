@@ -209,6 +209,8 @@ func (h *harness) ztunnels(t *testing.T, nodes [2]*ztest.BedNode, pods [2]*ztest
 		env := []string{"INPOD_ENABLED=true", "INPOD_UDS=" + cni.Path, "LOCAL_XDS=" + fmt.Sprintf(meshYAML, pods[0].IP, pods[1].IP),
 			"XDS_ADDRESS=", "CA_ADDRESS=" + fca.ListenIn(t, "/var/run/netns/"+nodes[i].NS), "CA_ROOT_CA=" + fca.ServePEM,
 			"AUTH_TOKEN=token", fmt.Sprintf("NODE_NAME=n%d", i+1), "IPV6_ENABLED=false"} // Rust's default log: info, access log on
+		// ZTUNNEL_BENCH_ZTUNNEL_ENV="K=V …" tries settings, e.g. ZTUNNEL_WORKER_THREADS=1.
+		env = append(env, strings.Fields(os.Getenv("ZTUNNEL_BENCH_ZTUNNEL_ENV"))...)
 		pid := h.daemonEnv(t, nodes[i].NS, "", env, bin)
 		h.ztunnelNS = append(h.ztunnelNS, nodes[i].NS)
 		waitReady(t, nodes[i].NS)
