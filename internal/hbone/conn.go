@@ -21,6 +21,9 @@ type Settings struct {
 	MaxHeaderListSize uint32        // request/response header bytes we accept (64 KiB)
 	PingInterval      time.Duration // keepalive PING period (10 s)
 	PingTimeout       time.Duration // a PING unanswered this long closes the connection (20 s)
+	MaxQueuedControl  uint32        // answers (PING, SETTINGS ACK) queued for a peer not reading (10,000, x/net's)
+	MaxEmptyData      uint32        // DATA frames in a row without payload or END_STREAM (100)
+	ResetsPerSecond   uint32        // streams reset before their answer or refused, per second (MaxStreams)
 	// CountError, when set, hears of every protocol error and flood this side detects:
 	// scope "connection" (answered GOAWAY) or "stream" (RST_STREAM), and the HTTP/2
 	// code, as x/net's Server.CountError does, so that attacks show in metrics.
@@ -38,6 +41,9 @@ func (s Settings) withDefaults() Settings {
 	def(&s.MaxFrameSize, 1<<20)
 	def(&s.MaxStreams, 200)
 	def(&s.MaxHeaderListSize, 64<<10)
+	def(&s.MaxQueuedControl, 10000)
+	def(&s.MaxEmptyData, 100)
+	def(&s.ResetsPerSecond, s.MaxStreams)
 	if s.PingInterval == 0 {
 		s.PingInterval = 10 * time.Second
 	}
@@ -70,7 +76,7 @@ type Conn struct {
 	ctlMu    sync.Mutex // guards ctl, spare and ctlFlood: control frames queued by the read loop
 	ctl      []control
 	spare    []control
-	ctlFlood bool // more than maxQueuedControl frames waited: the peer does not read
+	ctlFlood bool // more than MaxQueuedControl frames waited: the peer does not read
 
 	emptyData int // read loop only: DATA frames in a row that carried nothing
 

@@ -23,7 +23,7 @@ func (c *Conn) queueControl(f control) {
 // holder of the write lock, or the read loop after its current frame, sends it.
 func (c *Conn) pushControl(f control) {
 	c.ctlMu.Lock()
-	if len(c.ctl) < maxQueuedControl {
+	if len(c.ctl) < int(c.local.MaxQueuedControl) {
 		c.ctl = append(c.ctl, f)
 	} else {
 		c.ctlFlood = true
@@ -39,7 +39,7 @@ func (c *Conn) tryFlushControl() {
 	}
 }
 
-// controlFlooded reports a peer that let more than maxQueuedControl answers queue up.
+// controlFlooded reports a peer that let more than MaxQueuedControl answers queue up.
 func (c *Conn) controlFlooded() bool {
 	c.ctlMu.Lock()
 	defer c.ctlMu.Unlock()

@@ -283,3 +283,23 @@ func TestStreamLevelErrorResetsOnlyThatStream(t *testing.T) {
 		t.Errorf("stream 1 reset %v (want PROTOCOL_ERROR), stream 3 echoed %q (want ping)", reset, echoed)
 	}
 }
+
+// The flood limits are settings: a tighter empty-DATA bound trips sooner, and a
+// tighter reset budget sooner than MaxStreams would.
+func TestFloodLimitsAreSettings(t *testing.T) {
+	ztest.NoLeaks(t)
+	p := dialRaw(t, hbone.Settings{MaxEmptyData: 3}, func(s *hbone.Stream) { <-s.Conn().Done() })
+	p.connect(1)
+	for range 4 {
+		p.fr.WriteData(1, false, nil)
+	}
+	if got := p.goAway(); got != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("4 empty DATA frames past a bound of 3: GOAWAY %v, want ENHANCE_YOUR_CALM", got)
+	}
+	p = dialRaw(t, hbone.Settings{ResetsPerSecond: 2}, func(s *hbone.Stream) { <-s.Conn().Done() })
+	for id := uint32(1); id <= 7; id += 2 { // four early resets in well under a second
+		p.connect(id)
+		p.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	}
+	p.flooded()
+}

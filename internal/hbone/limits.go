@@ -13,21 +13,16 @@ import (
 // reset (Rapid Reset, CVE-2023-44487), refused or reset streams draw on a budget
 // (MadeYouReset, CVE-2025-8671), and frames we must answer (PING, SETTINGS) queue only
 // so far when the peer does not read our answers. Past a limit the connection ends
-// with GOAWAY(ENHANCE_YOUR_CALM), as x/net's server and Envoy's flood limits do.
-const (
-	// maxQueuedControl is x/net's maxQueuedControlFrames.
-	maxQueuedControl = 10000
-	// maxEmptyData is how many DATA frames without payload or END_STREAM may arrive in
-	// a row: they carry nothing and cost a frame's work each.
-	maxEmptyData = 100
-)
+// with GOAWAY(ENHANCE_YOUR_CALM), as x/net's server and Envoy's flood limits do. The
+// bounds are Settings: MaxQueuedControl, MaxEmptyData and ResetsPerSecond.
 
 // ErrFlood ends a connection whose peer exceeded a flood limit.
 var ErrFlood = errors.New("HBONE peer exceeded a flood limit")
 
 // resetBudget is a token bucket for streams that end before doing useful work: reset
-// by the peer before we answered, or refused. Burst and refill are both MaxStreams
-// per second, so a client that aborts its tunnels at a normal pace never hits it.
+// by the peer before we answered, or refused. Burst and refill are both
+// ResetsPerSecond (MaxStreams unless set), so a client that aborts its tunnels at a
+// normal pace never hits it.
 type resetBudget struct {
 	tokens float64
 	last   time.Time
@@ -52,7 +47,7 @@ func (b *resetBudget) spendLocked(perSecond uint32, now time.Time) bool {
 // earlyEndLocked records a stream that ended before it was answered, or was refused;
 // it returns ErrFlood when the budget is spent.
 func (c *Conn) earlyEndLocked() error {
-	if c.client || c.resets.spendLocked(c.local.MaxStreams, time.Now()) {
+	if c.client || c.resets.spendLocked(c.local.ResetsPerSecond, time.Now()) {
 		return nil
 	}
 	return ErrFlood
@@ -96,7 +91,7 @@ func (c *Conn) countEmptyData(f *http2.DataFrame) error {
 		return nil
 	}
 	c.emptyData++
-	if c.emptyData > maxEmptyData {
+	if c.emptyData > int(c.local.MaxEmptyData) {
 		return ErrFlood
 	}
 	return nil

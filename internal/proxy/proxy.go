@@ -125,6 +125,7 @@ func New(d Deps) *Proxy {
 		inbound: map[*hbone.Conn]struct{}{},
 		settings: hbone.Settings{StreamWindow: c.WindowSize, ConnWindow: c.ConnectionWindowSize,
 			MaxFrameSize: c.FrameSize, MaxStreams: c.Limits.MaxStreams, MaxHeaderListSize: c.Limits.MaxHeaderListSize,
+			MaxQueuedControl: c.Limits.MaxQueuedControl, MaxEmptyData: c.Limits.MaxEmptyData, ResetsPerSecond: c.Limits.ResetsPerSecond,
 			CountError: d.Traffic.HBONEError}}
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(c.Limits.MaxConnections)
