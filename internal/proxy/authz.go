@@ -48,6 +48,14 @@ func (p *Proxy) recheck(log *slog.Logger, c rbac.Conn, r *record) func(*state.Sn
 	uid := r.dstW.Uid
 	return func(snap *state.Snapshot) bool {
 		d := p.deps.Authz.Decide(snap, snap.WorkloadByUID(uid), &c)
+		// A policy the workload names but that has not arrived does not close an open
+		// connection: istiod sends the workload (WDS) and the policy (WADS) apart, and
+		// closing every connection in between would punish the order they come in. Its
+		// arrival is a state change, and this check runs again then. (New connections
+		// wait for it, then fail closed: rbac.Engine.Authorize.)
+		if d.Reason == rbac.PolicyMissing {
+			return true
+		}
 		if !d.Allow {
 			r.denied.Store(true)
 			log.Info("connection closed due to policy change", "conn", connString(c), "reason", d.String())
