@@ -6,21 +6,22 @@ import "io"
 // buffer the read loop filled is written as it is, while a second one takes the next
 // DATA frames. It saves the proxy's copy loop a memmove per byte and writes everything
 // that arrived in one call. It returns at END_STREAM (nil) or on the first error.
-func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
 	if tw, ok := w.(TryWriter); ok {
 		s.c.mu.Lock()
 		s.sink = tw
 		s.c.mu.Unlock()
-		defer func() { s.c.mu.Lock(); s.sink = nil; s.c.mu.Unlock() }()
 	}
-	var total int64
+	defer func() { // what the read loop wrote to w itself counts too
+		s.c.mu.Lock()
+		s.sink = nil
+		total += s.delivered
+		s.c.mu.Unlock()
+	}()
 	var spare []byte
 	for {
 		chunk, full, err := s.takeReceived(spare)
 		if chunk == nil {
-			s.c.mu.Lock()
-			total += s.delivered
-			s.c.mu.Unlock()
 			return total, err
 		}
 		n, werr := w.Write(chunk)
@@ -28,9 +29,6 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 		s.credit(uint32(len(chunk)))
 		spare = full[:0]
 		if werr != nil {
-			s.c.mu.Lock()
-			total += s.delivered
-			s.c.mu.Unlock()
 			return total, werr
 		}
 	}
