@@ -78,6 +78,9 @@ type Config struct {
 	WorkerThreadsSet bool
 	Socks5Enabled    bool
 
+	// DNS is the DNS proxy (15053); its listen addresses are in Addrs.
+	DNS DNS
+
 	// ProxyMetadata holds ISTIO_META_* with the prefix stripped; ProxyMetadataJSON holds
 	// ISTIO_METAJSON_* values, already checked to be JSON.
 	ProxyMetadata     map[string]string
@@ -113,6 +116,22 @@ type Addresses struct {
 	InboundPlaintext netip.AddrPort
 	Outbound         netip.AddrPort
 	Socks5           netip.AddrPort
+	// DNS is where the DNS proxy listens, UDP and TCP, in each pod's namespace (in-pod
+	// mode) or ztunnel's own; DNSOptional are skipped where they do not exist ([::1]).
+	DNS         []netip.AddrPort
+	DNSOptional []netip.AddrPort
+}
+
+// DNS configures the DNS proxy.
+type DNS struct {
+	Enabled bool // ISTIO_META_DNS_CAPTURE unset or "true", as in Rust
+	// ResolvConf is ztunnel's own resolv.conf, whose nameservers (kube-dns in a cluster)
+	// get the names the mesh does not know. Not an environment variable: Rust reads
+	// /etc/resolv.conf too; tests and embedders point it elsewhere.
+	ResolvConf string
+	// PreferredNamespace breaks ties between services of one hostname (Rust's
+	// PREFERED_SERVICE_NAMESPACE, sic).
+	PreferredNamespace string
 }
 
 // WorkloadInfo names the workload of a dedicated-mode ztunnel.

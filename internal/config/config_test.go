@@ -52,8 +52,11 @@ func TestDefaultsInCluster(t *testing.T) {
 		TerminationDeadline: 5 * time.Second, WorkerThreads: 8,
 		ProxyMetadata: map[string]string{}, ProxyMetadataJSON: map[string]string{},
 		LogFormat: "plain", LogLevel: "info",
+		DNS:   DNS{Enabled: true, ResolvConf: "/etc/resolv.conf"},
 		Addrs: addresses(true),
 	}
+	want.Addrs.DNS = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15053")}
+	want.Addrs.DNSOptional = []netip.AddrPort{netip.MustParseAddrPort("[::1]:15053")}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
 	}
@@ -179,6 +182,15 @@ var parseCases = []struct {
 	{"TERMINATION_GRACE_PERIOD_SECONDS=30", func(c *Config) bool { return c.TerminationDeadline == 25*time.Second }, "TERMINATION_GRACE_PERIOD_SECONDS=thirty"},
 	{"ZTUNNEL_WORKER_THREADS=25%", func(c *Config) bool { return c.WorkerThreads == 2 && c.WorkerThreadsSet }, "ZTUNNEL_WORKER_THREADS=150%"},
 	{"UNSTABLE_ENABLE_SOCKS5=true", func(c *Config) bool { return c.Socks5Enabled }, "UNSTABLE_ENABLE_SOCKS5=1.0"},
+	{"ISTIO_META_DNS_CAPTURE=FALSE", func(c *Config) bool { return !c.DNS.Enabled && c.ProxyMetadata["DNS_CAPTURE"] == "FALSE" }, ""},
+	{"ISTIO_META_DNS_CAPTURE=True", func(c *Config) bool { return c.DNS.Enabled }, ""},
+	{"ISTIO_META_DNS_PROXY_ADDR=10.0.0.1:53", func(c *Config) bool {
+		return len(c.Addrs.DNS) == 1 && c.Addrs.DNS[0].String() == "10.0.0.1:53" && c.Addrs.DNSOptional == nil
+	}, "ISTIO_META_DNS_PROXY_ADDR=not-an-address"},
+	{"ISTIO_META_DNS_PROXY_ADDR=localhost:5353", func(c *Config) bool {
+		return c.Addrs.DNS[0].String() == "127.0.0.1:5353" && c.Addrs.DNSOptional[0].String() == "[::1]:5353"
+	}, "ISTIO_META_DNS_PROXY_ADDR=localhost:dns"},
+	{"PREFERED_SERVICE_NAMESPACE=istio-system", func(c *Config) bool { return c.DNS.PreferredNamespace == "istio-system" }, ""},
 	{"ISTIO_META_ISTIO_VERSION=1.28.0", func(c *Config) bool { return c.IstioVersion() == "1.28.0" }, ""},
 	{"ISTIO_METAJSON_LABELS={\"app\":\"z\"}", func(c *Config) bool { return c.ProxyMetadataJSON["LABELS"] == `{"app":"z"}` }, "ISTIO_METAJSON_LABELS={app"},
 	{"LOG_FORMAT=json", func(c *Config) bool { return c.LogFormat == "json" }, "LOG_FORMAT=xml"},

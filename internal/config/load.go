@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,6 +53,7 @@ func (r *reader) loadAll() *Config {
 	r.loadRuntime(c)
 	r.loadMetadata(c)
 	c.Addrs = addresses(c.IPv6Enabled && r.src.ipv6())
+	c.Addrs.DNS, c.Addrs.DNSOptional = r.dnsAddrs(c.IPv6Enabled)
 	return c
 }
 
@@ -197,6 +199,37 @@ func (r *reader) loadNetwork(c *Config) {
 	}
 	c.UserTimeout = r.boolean("USER_TIMEOUT_ENABLED", false)
 	c.Socks5Enabled = r.boolean("UNSTABLE_ENABLE_SOCKS5", c.Standalone)
+	v, set := r.get("ISTIO_META_DNS_CAPTURE")
+	c.DNS = DNS{
+		Enabled:            !set || strings.EqualFold(strings.TrimSpace(v), "true"),
+		ResolvConf:         "/etc/resolv.conf",
+		PreferredNamespace: r.str("PREFERED_SERVICE_NAMESPACE", ""),
+	}
+}
+
+// dnsAddrs reads ISTIO_META_DNS_PROXY_ADDR as Rust does: `localhost:PORT` is 127.0.0.1
+// and, with IPv6, [::1] wherever it exists (a pod may lack it); anything else must be
+// an IP:port.
+func (r *reader) dnsAddrs(v6 bool) (addrs, optional []netip.AddrPort) {
+	v := r.str("ISTIO_META_DNS_PROXY_ADDR", "localhost:15053")
+	if port, ok := strings.CutPrefix(v, "localhost:"); ok {
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			r.fail("ISTIO_META_DNS_PROXY_ADDR", v, errors.New("want localhost:PORT or IP:PORT"))
+			return nil, nil
+		}
+		addrs = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(p))}
+		if v6 {
+			optional = []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Loopback(), uint16(p))}
+		}
+		return addrs, optional
+	}
+	ap, err := netip.ParseAddrPort(v)
+	if err != nil {
+		r.fail("ISTIO_META_DNS_PROXY_ADDR", v, errors.New("want localhost:PORT or IP:PORT"))
+		return nil, nil
+	}
+	return []netip.AddrPort{ap}, nil
 }
 
 // loadHTTP2 bounds the HBONE settings by what RFC 9113 allows, so that a typo fails at

@@ -76,6 +76,39 @@ func (h *HostSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.List
 	return l, nil
 }
 
+// ListenPacket binds a UDP socket (the DNS proxy's), with the mark and SO_REUSEPORT
+// inside a pod as Listen does.
+func (h *HostSockets) ListenPacket(ctx context.Context, addr netip.AddrPort) (net.PacketConn, error) {
+	var lc net.ListenConfig
+	if h.Enter != nil {
+		lc.Control = sockopt.Options{Mark: h.Mark, ReusePort: h.ReusePort}.Control()
+	}
+	var pc net.PacketConn
+	err := h.enter(func() (err error) {
+		pc, err = lc.ListenPacket(ctx, "udp", addr.String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+	}
+	return pc, nil
+}
+
+// DialUDP opens a connected UDP socket with the mark (a DNS upstream query). Connecting
+// a UDP socket sends nothing, so the whole call may run inside the pod's namespace.
+func (h *HostSockets) DialUDP(ctx context.Context, remote netip.AddrPort) (net.Conn, error) {
+	d := net.Dialer{Control: sockopt.Options{Mark: h.Mark}.Control()}
+	var c net.Conn
+	err := h.enter(func() (err error) {
+		c, err = d.DialContext(ctx, "udp", remote.String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening udp to %s: %w", remote, err)
+	}
+	return c, nil
+}
+
 func (h *HostSockets) enter(fn func() error) error {
 	if h.Enter == nil {
 		return fn()

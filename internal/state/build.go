@@ -20,6 +20,7 @@ func build(wls map[string]*Workload, svcs map[string]*Service, pols map[string]*
 		workloadsByUID:  make(map[string]*Workload, len(wls)),
 		workloadsByAddr: make(map[NetAddr]*Workload, len(wls)),
 		workloadsByName: make(map[string]*Workload, len(wls)),
+		workloadsByHost: map[string][]*Workload{},
 		servicesByKey:   make(map[string]*Service, len(svcs)),
 		servicesByHost:  make(map[string][]*Service, len(svcs)),
 		servicesByVIP:   make(map[NetAddr]*Service, len(svcs)),
@@ -45,6 +46,9 @@ func (s *Snapshot) indexWorkloads(wls map[string]*Workload) {
 		k := w.Namespace + "/" + w.Name
 		if old := s.workloadsByName[k]; old == nil || old.seq < w.seq {
 			s.workloadsByName[k] = w
+		}
+		if w.Hostname != "" {
+			s.workloadsByHost[w.Hostname] = append(s.workloadsByHost[w.Hostname], w)
 		}
 		if w.NetworkMode == workloadapi.NetworkMode_HOST_NETWORK {
 			continue

@@ -13,8 +13,9 @@ type Snapshot struct {
 	stale   chan struct{} // closed when a newer snapshot is published
 
 	workloadsByUID  map[string]*Workload
-	workloadsByAddr map[NetAddr]*Workload // host-network workloads are not indexed by IP
-	workloadsByName map[string]*Workload  // namespace/name, for pods named by istio-cni
+	workloadsByAddr map[NetAddr]*Workload  // host-network workloads are not indexed by IP
+	workloadsByName map[string]*Workload   // namespace/name, for pods named by istio-cni
+	workloadsByHost map[string][]*Workload // by hostname (headless pods, DNS workloads), sorted by uid
 	servicesByKey   map[string]*Service
 	servicesByHost  map[string][]*Service // sorted by namespace
 	servicesByVIP   map[NetAddr]*Service
@@ -77,6 +78,9 @@ func (s *Snapshot) ServiceByVIP(network string, ip netip.Addr) *Service {
 
 // ServiceByKey returns the service namespace/hostname, or nil.
 func (s *Snapshot) ServiceByKey(key string) *Service { return s.servicesByKey[key] }
+
+// WorkloadsByHostname returns the workloads that carry that hostname, for the DNS proxy.
+func (s *Snapshot) WorkloadsByHostname(host string) []*Workload { return s.workloadsByHost[host] }
 
 // ServicesByHost returns every service with that hostname (one per namespace).
 func (s *Snapshot) ServicesByHost(host string) []*Service { return s.servicesByHost[host] }
