@@ -92,6 +92,7 @@ func TestBadInput(t *testing.T) {
 		{"garbage after the header", []byte{0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff}, mdns.RcodeFormatError, "malformed"},
 		{"name over 255 octets", longName(), mdns.RcodeFormatError, "malformed"},
 		{"two questions", packet(t, two), mdns.RcodeFormatError, "question"},
+		{"a question the message lacks", []byte{0x30, 0x30, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}, mdns.RcodeFormatError, "question"}, // found by FuzzHandler
 		{"class CHAOS", packet(t, chaos), mdns.RcodeNotImplemented, "class"},
 		{"zone transfer", packet(t, question("ns1.svc.cluster.local.", mdns.TypeAXFR)), mdns.RcodeNotImplemented, "type"},
 		{"OPT as the question", packet(t, question("productpage.", mdns.TypeOPT)), mdns.RcodeFormatError, "type"},

@@ -33,6 +33,13 @@ type query struct {
 }
 
 func (h *handler) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
+	if len(req.Question) != 1 { // a header that promises a question the message lacks
+		h.s.opts.Metrics.Rejected("question")
+		m := new(mdns.Msg)
+		m.SetRcodeFormatError(req)
+		w.WriteMsg(m)
+		return
+	}
 	qr := &query{req: req, w: w, q: req.Question[0], protocol: "udp"}
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		qr.protocol = "tcp"

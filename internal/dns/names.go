@@ -81,7 +81,8 @@ func kubeFQDNs(name, ns, domain string, yield func(string) bool) bool {
 // It stops when yield returns false. It allocates only as far as it gets: a query for a
 // full service name that exists costs no alias at all.
 func eachAlias(name, ns, domain string, search func() []string, yield func(alias) bool) {
-	var seen []string
+	var arr [12]string // more than any name yields: no allocation to remember them
+	seen := arr[:0]
 	add := func(a alias) bool {
 		for _, s := range seen {
 			if s == a.name {
