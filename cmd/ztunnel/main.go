@@ -20,11 +20,13 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const usage = `usage: ztunnel [proxy|version|authz check|help]
+const usage = `usage: ztunnel [proxy|version|authz check|dns check|help]
   proxy        run the proxy (default); configured by environment variables, see README.md
   version      print version, git revision and Go version
   authz check  ask a running ztunnel why a connection would be allowed or denied:
                ztunnel authz check --src <ip> [--src-id <spiffe id>] --dst <ip:port>
+  dns check    ask a running ztunnel what its DNS proxy would answer a pod, and why:
+               ztunnel dns check --src <ip> [--type AAAA] <name>
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -42,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "authz":
 		return admin.AuthzCommand(args[1:], stdout, stderr)
+	case "dns":
+		return admin.DNSCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -26,6 +26,7 @@ type Deps struct {
 	Certs     Certificates    // nil when ztunnel has no certificate source
 	Authz     Explainer       // nil when authorization is off
 	Conns     *conns.Registry // live connections, for workloadState; nil: none
+	DNS       DNSDebug        // nil when the DNS proxy is off
 	Levels    *logging.Levels
 	Version   version.Info
 	ProxyArgs string // the command line after the program name, as 1.18 showed it
@@ -69,6 +70,7 @@ func (s *Server) endpoints() []endpoint {
 		{"/logging", "POST: show log levels; `?level=info` or `?level=xds:debug,access:off` changes them; `?reset` restores start-up levels", s.logging},
 		{"/quitquitquit", "POST: drain and exit", s.quit},
 		{"/debug/authz", "explain an authorization decision: `?src=<ip>&srcId=<spiffe id>&dst=<ip:port>`", s.authz},
+		{"/debug/dns", "DNS proxy: each pod's recent queries, answered from the mesh or forwarded; `?src=<ip>&name=<name>&type=A` explains one", s.dnsDebug},
 		{"/debug/pprof/", "Go profiles: heap, goroutine, profile?seconds=N, trace, …", nil},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/conns"
+	"github.com/ztunnel-go/ztunnel/internal/dns"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
@@ -44,17 +45,26 @@ type App struct {
 	conns    *conns.Registry  // live connections and pods, for the dump
 	connCap  *proxy.ConnLimit // MAX_CONNECTIONS, shared by every pod's proxy
 
+	// The DNS proxy's shared parts: metrics and history from New, the rest set by
+	// loadDNS in Run before any server starts, read-only afterwards.
+	dnsMetrics  *metrics.DNS
+	dnsHistory  *dns.History
+	dnsMesh     *dns.Mesh
+	dnsUpstream dns.Upstream
+
 	quitOnce sync.Once
 	quit     chan struct{} // closed by Shutdown
 
-	mu      sync.Mutex // guards bound
-	bound   Bound
-	started chan struct{} // closed once every listener is bound and served
+	mu       sync.Mutex // guards bound and dnsAddrs
+	bound    Bound
+	dnsAddrs []net.Addr
+	started  chan struct{} // closed once every listener is bound and served
 }
 
 // Bound are the addresses actually listened on (ports chosen by the OS when 0).
 type Bound struct {
 	Admin, Stats, Readiness []net.Addr
+	DNS                     []net.Addr // node mode's DNS proxy: UDP then TCP per address
 }
 
 // New validates the wiring. It reads no files and opens no sockets.
@@ -73,6 +83,9 @@ func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 	a.traffic = metrics.NewTraffic(a.registry)
 	a.conns = conns.New()
 	a.connCap = proxy.NewConnLimit(cfg.Limits.MaxConnections)
+	if cfg.DNS.Enabled {
+		a.dnsMetrics, a.dnsHistory = metrics.NewDNS(a.registry), dns.NewHistory()
+	}
 	return a
 }
 
@@ -101,6 +114,9 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.loadDNS(); err != nil {
+		return err
+	}
 	fetcher, closeFetcher, err := a.certSource()
 	if err != nil {
 		return err
@@ -124,6 +140,8 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		a.runInPod(bgCtx, &bg, certs, synced, demand)
 	} else if err := a.startProxy(bgCtx, &bg, certs, synced, demand); err != nil {
+		return err
+	} else if err := a.startNodeDNS(bgCtx, &bg, synced); err != nil {
 		return err
 	}
 	servers, err := a.bind(static, certs)
@@ -161,7 +179,7 @@ func (a *App) bind(static any, certs *certmgr.Manager) ([]*httpServer, error) {
 	}
 	adm := admin.New(admin.Deps{
 		Config: a.cfg, State: a.store, Static: static, Certs: certDump, Authz: a.authz, Conns: a.conns, Levels: a.levels, Version: version.Get(),
-		ProxyArgs: proxyArgs(os.Args[1:]), Shutdown: a.Shutdown,
+		DNS: a.dnsDebug(), ProxyArgs: proxyArgs(os.Args[1:]), Shutdown: a.Shutdown,
 		Logger: logging.Scoped(a.log, "admin"),
 	})
 	v6Loopback := func(ap netip.AddrPort) bool { return ap.Addr().Is6() }
@@ -177,7 +195,7 @@ func (a *App) bind(static any, certs *certmgr.Manager) ([]*httpServer, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.bound = Bound{Admin: admSrv.addrs(), Stats: stats.addrs(), Readiness: ready.addrs()}
+	a.bound = Bound{Admin: admSrv.addrs(), Stats: stats.addrs(), Readiness: ready.addrs(), DNS: a.dnsAddrs}
 	a.mu.Unlock()
 	return []*httpServer{ready, admSrv, stats}, nil
 }

@@ -7,11 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"go.uber.org/goleak"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
@@ -34,11 +37,24 @@ func newTestApp(t *testing.T, env ...string) *App {
 	}
 	cfg.Addrs.Admin = []netip.AddrPort{anyPort}
 	cfg.Addrs.Stats, cfg.Addrs.Readiness = anyPort, anyPort
+	cfg.Addrs.DNS, cfg.Addrs.DNSOptional = []netip.AddrPort{anyPort}, nil
+	cfg.DNS.ResolvConf = testResolvConf(t, "127.0.0.1")
 	log, levels, _ := logging.New(io.Discard, "plain", "info")
 	a := New(cfg, log, levels)
 	a.listen = proxy.Listen{Outbound: []netip.AddrPort{anyPort}, Inbound: []netip.AddrPort{anyPort},
 		InboundPlaintext: []netip.AddrPort{anyPort}, Socks5: []netip.AddrPort{anyPort}, HBONEPort: 15008}
 	return a
+}
+
+// testResolvConf writes a resolv.conf naming nameserver, as a Kubernetes pod's would.
+func testResolvConf(t *testing.T, nameserver string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	conf := "nameserver " + nameserver + "\nsearch istio-system.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // start runs the app and returns a function that waits for Run's result.
@@ -263,4 +279,73 @@ func certStates(t *testing.T, admin net.Addr) map[string]string {
 		out[c.Identity] = c.State
 	}
 	return out
+}
+
+// TestNodeModeDNS: in node mode one DNS server answers for the workload owning the
+// query's source address (the standalone example's foo/sleep at 127.0.0.2), under the
+// readiness task "dns proxy"; an address that is no workload gets SERVFAIL.
+func TestNodeModeDNS(t *testing.T) {
+	ztest.NoLeaks(t)
+	a := newTestApp(t)
+	wait := start(t, a)
+	b := a.Addrs()
+	ztest.Eventually(t, "ready", func() bool { code, _ := get(t, b.Readiness[0], "/healthz/ready"); return code == 200 })
+	ask := func(src string) *mdns.Msg {
+		m := new(mdns.Msg)
+		m.SetQuestion("httpbin.default.", mdns.TypeA)
+		c := &mdns.Client{Timeout: 5 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
+		r, _, err := c.Exchange(m, b.DNS[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := ask("127.0.0.2"); len(r.Answer) != 1 || r.Answer[0].(*mdns.A).A.String() != "127.0.10.1" {
+		t.Errorf("foo/sleep asking httpbin.default: %v", r)
+	}
+	if r := ask("127.0.0.9"); r.Rcode != mdns.RcodeServerFailure {
+		t.Errorf("a source that is no workload: rcode %d", r.Rcode)
+	}
+	if _, body := get(t, b.Stats[0], "/metrics"); !strings.Contains(body, `istio_dns_requests_total{request_protocol="udp",request_query_type="a",source_canonical_revision="latest",source_canonical_service="sleep"} 1`) {
+		t.Errorf("metrics lack the query:\n%s", grepLines(body, "dns"))
+	}
+	a.Shutdown()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestDNSPortInUseFailsStart: the DNS proxy binds at start, like every listener.
+func TestDNSPortInUseFailsStart(t *testing.T) {
+	ztest.NoLeaks(t)
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	a := newTestApp(t)
+	a.cfg.Addrs.DNS = []netip.AddrPort{netip.MustParseAddrPort(taken.LocalAddr().String())}
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), taken.LocalAddr().String()) {
+		t.Errorf("Run = %v; want an error naming %s", err, taken.LocalAddr())
+	}
+}
+
+// TestMissingResolvConfFailsStart names the file and how to turn the proxy off.
+func TestMissingResolvConfFailsStart(t *testing.T) {
+	ztest.NoLeaks(t)
+	a := newTestApp(t)
+	a.cfg.DNS.ResolvConf = filepath.Join(t.TempDir(), "none")
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "none") || !strings.Contains(err.Error(), "ISTIO_META_DNS_CAPTURE") {
+		t.Errorf("Run = %v", err)
+	}
 }

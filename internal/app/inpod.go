@@ -43,8 +43,8 @@ type podProxy struct {
 
 func (p *podProxy) Stop() { p.cancel(); <-p.done }
 
-// startPod opens ports 15001, 15006 and 15008 inside the pod's namespace, with the
-// packet mark (so the pod's own iptables rules let ztunnel's traffic through) and
+// startPod opens ports 15001, 15006 and 15008, and the DNS proxy's 15053 on
+// localhost, inside the pod's namespace, with the packet mark (so the pod's own iptables rules let ztunnel's traffic through) and
 // SO_REUSEPORT (so a new ztunnel can take over while the old one drains).
 func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(context.Context, string) error,
 	pod inpod.Pod, ns *netns.NS) (inpod.Running, error) {
@@ -62,12 +62,28 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 			HBONEPort:        c.Addrs.Inbound.Port(),
 		},
 	})
+	dnsSrv, err := a.podDNS(ctx, sockets, pod.Info.Namespace, pod.Info.Name, pod.UID)
+	if err != nil {
+		return nil, err
+	}
 	if err := p.Bind(ctx); err != nil {
+		if dnsSrv != nil {
+			dnsSrv.Close()
+		}
 		return nil, err
 	}
 	certs.Prefetch(identity.New(c.TrustDomain, pod.Info.Namespace, pod.Info.ServiceAccount))
 	pctx, cancel := context.WithCancel(ctx)
 	pp := &podProxy{cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(pp.done); p.Run(pctx) }() // joined by Stop, which inpod calls
+	go func() { // joined by Stop, which inpod calls
+		defer close(pp.done)
+		defer a.dnsHistory.Forget(pod.UID)
+		var wg sync.WaitGroup
+		if dnsSrv != nil {
+			wg.Go(func() { dnsSrv.Run(pctx) })
+		}
+		p.Run(pctx)
+		wg.Wait()
+	}()
 	return pp, nil
 }

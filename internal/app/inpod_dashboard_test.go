@@ -31,6 +31,7 @@ var dashboardQueries = []struct {
 	{`-sum(rate(istio_tcp_connections_closed_total[$__rate_interval])) by (pod)`, "istio_tcp_connections_closed_total", nil, 1},
 	{`sum(rate(istio_tcp_sent_bytes_total[$__rate_interval])) by (pod)`, "istio_tcp_sent_bytes_total", nil, 2},
 	{`sum(rate(istio_tcp_received_bytes_total[$__rate_interval])) by (pod)`, "istio_tcp_received_bytes_total", nil, 2},
+	{`sum(rate(istio_dns_requests_total[$__rate_interval])) by (pod)`, "istio_dns_requests_total", nil, 1},
 	{`sum(workload_manager_active_proxy_count) by (pod)`, "workload_manager_active_proxy_count", nil, 1},
 	{`sum(workload_manager_pending_proxy_count) by (pod)`, "workload_manager_pending_proxy_count", nil, 1},
 	{`sum(rate(istio_tcp_received_bytes_total{reporter=~"source|waypoint"}[$__rate_interval])) by (destination_workload, destination_workload_namespace, destination_service)`,

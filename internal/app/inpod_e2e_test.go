@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,15 +38,17 @@ workloads:
    services: {"default/echo.default.svc.cluster.local": {80: 8080}}}
 services:
 - {name: echo, namespace: default, hostname: echo.default.svc.cluster.local, vips: ["/10.96.0.10"], ports: {80: 8080}}
+- {name: httpbin, namespace: default, hostname: httpbin.default.svc.cluster.local, vips: ["/10.96.0.20"], ports: {8000: 8080}}
 `
 
 type cluster struct {
-	pods   map[string]*ztest.BedPod
-	ca     *ztest.FakeCA
-	cnis   [3]*ztest.FakeCNI // by node index
-	nodes  [3]*ztNode
-	nodeNS [3]string // node i's netns path
-	dir    string
+	pods     map[string]*ztest.BedPod
+	upstream *ztest.FakeDNS // kube-dns's place: node 1's bridge address, port 53
+	ca       *ztest.FakeCA
+	cnis     [3]*ztest.FakeCNI // by node index
+	nodes    [3]*ztNode
+	nodeNS   [3]string // node i's netns path
+	dir      string
 }
 
 type ztNode struct {
@@ -74,19 +77,32 @@ func newClusterBed(t *testing.T) *cluster {
 	for _, name := range []string{"echo-a", "echo-b", "plain"} {
 		whoamiIn(t, c.pods[name])
 	}
+	c.upstream = upstreamDNS(t, n1)
+	for name, p := range c.pods {
+		p.Resolv(podNamespace(name), upstreamIP)
+	}
 	for i := 1; i <= 2; i++ {
 		c.cnis[i] = ztest.NewFakeCNI(t, filepath.Join(c.dir, fmt.Sprintf("zds-%d.sock", i)))
 	}
 	for name, sa := range map[string]string{"sleep": "sleep", "other": "other", "echo-a": "echo", "echo-b": "echo"} {
 		p := c.pods[name]
-		ns := map[string]string{"sleep": "foo", "other": "foo"}[name]
-		if ns == "" {
-			ns = "default"
-		}
-		c.cnis[p.Node.Idx].AddPod("uid-"+name, ns, name, sa, p.Path)
+		c.cnis[p.Node.Idx].AddPod("uid-"+name, podNamespace(name), name, sa, p.Path)
 	}
 	c.nodeNS = [3]string{"", "/var/run/netns/" + n1.NS, "/var/run/netns/" + n2.NS}
+	// ztunnel's own resolv.conf, as a ztunnel pod's: kube-dns and the istio-system list.
+	conf := "nameserver " + upstreamIP + "\nsearch istio-system.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
+	if err := os.WriteFile(filepath.Join(c.dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return c
+}
+
+// podNamespace is the Kubernetes namespace of the bed's pods.
+func podNamespace(pod string) string {
+	if pod == "sleep" || pod == "other" {
+		return "foo"
+	}
+	return "default"
 }
 
 // env is node i's ztunnel environment, with the CA at caAddress.
@@ -107,6 +123,7 @@ func (c *cluster) start(t *testing.T, i int, extra ...string) {
 	}
 	local := netip.MustParseAddrPort("127.0.0.1:0")
 	cfg.Addrs.Admin, cfg.Addrs.Stats, cfg.Addrs.Readiness = []netip.AddrPort{local}, local, local
+	cfg.DNS.ResolvConf = filepath.Join(c.dir, "resolv.conf")
 	logs := &ztest.LogBuffer{}
 	log, levels, _ := logging.New(logs, "plain", "debug")
 	a := app.New(cfg, log, levels)

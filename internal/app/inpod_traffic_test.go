@@ -145,6 +145,7 @@ func TestInPod(t *testing.T) {
 			t.Errorf("destination received bytes = %v, want exactly the 4000 sent", v)
 		}
 	})
+	testInPodDNS(t, c)
 	t.Run("Istio's dashboard queries find their series", func(t *testing.T) {
 		checkDashboard(t, [3]string{"", scrape(t, c.nodes[1]), scrape(t, c.nodes[2])})
 	})

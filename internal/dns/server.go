@@ -141,6 +141,10 @@ func (s *Server) newServer(srv *mdns.Server) *mdns.Server {
 	return srv
 }
 
+// Close releases the sockets of a server that will not Run (a pod whose other
+// listeners failed to bind). Run closes them itself.
+func (s *Server) Close() { s.closeAll() }
+
 func (s *Server) closeAll() {
 	for _, srv := range s.servers {
 		if srv.PacketConn != nil {

@@ -30,6 +30,7 @@ type Asked struct {
 	Name     string
 	Type     uint16
 	Protocol string
+	Src      netip.Addr // who asked
 }
 
 // ListenFakeDNS serves records on addr (port 0: any) of this namespace until the test ends.
@@ -89,7 +90,8 @@ func (f *FakeDNS) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 		proto = "tcp"
 	}
 	f.mu.Lock()
-	f.asked = append(f.asked, Asked{Name: q.Name, Type: q.Qtype, Protocol: proto})
+	src, _ := netip.ParseAddrPort(w.RemoteAddr().String())
+	f.asked = append(f.asked, Asked{Name: q.Name, Type: q.Qtype, Protocol: proto, Src: src.Addr()})
 	f.mu.Unlock()
 	time.Sleep(time.Duration(f.delay.Load()))
 	m := new(mdns.Msg)

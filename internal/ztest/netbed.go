@@ -77,6 +77,17 @@ func (b *Bed) Node(idx int) *BedNode {
 	return n
 }
 
+// Do runs fn with the calling thread in the node's namespace (to open sockets there,
+// as a node's own services would: kube-dns, say).
+func (n *BedNode) Do(fn func() error) error {
+	ns, err := netns.Open("/var/run/netns/" + n.NS)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return ns.Do(fn)
+}
+
 // Link joins two nodes with a veth pair and routes each one's pods via the other.
 func (b *Bed) Link(x, y *BedNode) {
 	b.run("ip", "-n", x.NS, "link", "add", "peer", "type", "veth", "peer", "name", "peer", "netns", y.NS)
@@ -117,29 +128,43 @@ func (n *BedNode) Pod(name string, mesh bool) *BedPod {
 	return p
 }
 
-// inPodRules are istio-cni's in-pod rules (its default.golden, less DNS capture): TCP
-// from the pod to anywhere but localhost goes to 15001, TCP to the pod to any port but
-// 15008 goes to 15006; ztunnel's own sockets carry mark 0x539 and are let through, and
-// connections they answer are marked 0x111 so replies to spoofed sources come back.
+// inPodRules are istio-cni's in-pod rules for IPv4, exactly as its
+// cni/pkg/iptables/testdata/default.golden has them (DNS capture on, Istio's default),
+// in iptables-restore's syntax: TCP from the pod goes to 15001 unless it is to
+// localhost, TCP to the pod goes to 15006 unless it is for 15008; DNS (UDP and TCP 53)
+// from the pod goes to 15053; ztunnel's own sockets carry mark 0x539 and are let
+// through; connections they answer are marked 0x111 so that replies to spoofed sources
+// come back; and ztunnel's upstream DNS queries get conntrack zone 1, apart from the
+// pod's own.
 const inPodRules = `*mangle
 :ISTIO_PRERT - [0:0]
 :ISTIO_OUTPUT - [0:0]
 -A PREROUTING -j ISTIO_PRERT
 -A OUTPUT -j ISTIO_OUTPUT
--A ISTIO_OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff
 -A ISTIO_PRERT -m mark --mark 0x539/0xfff -j CONNMARK --set-xmark 0x111/0xfff
+-A ISTIO_OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff
 COMMIT
 *nat
 :ISTIO_PRERT - [0:0]
 :ISTIO_OUTPUT - [0:0]
--A PREROUTING -j ISTIO_PRERT
 -A OUTPUT -j ISTIO_OUTPUT
--A ISTIO_PRERT -s 169.254.7.127/32 -p tcp -m tcp -j ACCEPT
--A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006
--A ISTIO_OUTPUT -d 169.254.7.127/32 -p tcp -m tcp -j ACCEPT
--A ISTIO_OUTPUT -p tcp -m connmark --mark 0x111/0xfff -j ACCEPT
+-A PREROUTING -j ISTIO_PRERT
+-A ISTIO_PRERT -s 169.254.7.127 -p tcp -m tcp -j ACCEPT
+-A ISTIO_OUTPUT -d 169.254.7.127 -p tcp -m tcp -j ACCEPT
+-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006
+-A ISTIO_OUTPUT ! -o lo -p udp -m mark ! --mark 0x539/0xfff -m udp --dport 53 -j REDIRECT --to-port 15053
+-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp --dport 53 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15053
+-A ISTIO_OUTPUT -p tcp -m mark --mark 0x111/0xfff -j ACCEPT
 -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT
 -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001
+COMMIT
+*raw
+:ISTIO_OUTPUT - [0:0]
+:ISTIO_PRERT - [0:0]
+-A PREROUTING -j ISTIO_PRERT
+-A OUTPUT -j ISTIO_OUTPUT
+-A ISTIO_OUTPUT -p udp -m mark --mark 0x539/0xfff -m udp --dport 53 -j CT --zone 1
+-A ISTIO_PRERT -p udp -m mark ! --mark 0x539/0xfff -m udp --sport 53 -j CT --zone 1
 COMMIT
 `
 
@@ -152,6 +177,31 @@ func (p *BedPod) redirect() {
 	}
 	b.run("ip", "-n", p.NS, "rule", "add", "fwmark", "0x111/0xfff", "pref", "32764", "lookup", "100")
 	b.run("ip", "-n", p.NS, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
+}
+
+// Resolv gives the pod the resolv.conf of a Kubernetes pod in namespace k8sNS, naming
+// nameserver; `ip netns exec` (Exec) mounts it over /etc/resolv.conf. Go code run
+// through Do does not see it: it dials DNS itself.
+func (p *BedPod) Resolv(k8sNS, nameserver string) {
+	b := p.Node.b
+	dir := "/etc/netns/" + p.NS
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { os.RemoveAll(dir) })
+	conf := fmt.Sprintf("nameserver %s\nsearch %s.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n", nameserver, k8sNS)
+	if err := os.WriteFile(dir+"/resolv.conf", []byte(conf), 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// Exec runs a program in the pod, as its containers would (with its resolv.conf), for
+// at most 30 s, and returns what it printed.
+func (p *BedPod) Exec(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", p.NS}, args...)...).CombinedOutput()
+	return string(out), err
 }
 
 // Do runs fn with the calling thread in the pod's namespace (to create sockets there).
