@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
 	socks5 "golang.org/x/net/proxy"
@@ -114,6 +115,7 @@ func TestStandaloneStartsServesAndExitsZeroOnSIGTERM(t *testing.T) {
 	}
 	carriesTraffic(t)
 	explainsAuthz(t)
+	answersDNS(t)
 	http.DefaultClient.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -234,5 +236,41 @@ func explainsAuthz(t *testing.T) {
 	if c, err := socks.Dial("tcp", "httpbin.default.svc.cluster.local:8000"); err == nil {
 		c.Close()
 		t.Error("foo/sleep reached httpbin despite the seed's DENY policy")
+	}
+}
+
+// answersDNS queries the standalone DNS proxy (127.0.0.1:15053) as foo/sleep would, then
+// asks `ztunnel dns check` why; names only upstream would know are explained, never sent.
+func answersDNS(t *testing.T) {
+	t.Helper()
+	m := new(mdns.Msg)
+	m.SetQuestion("httpbin.default.", mdns.TypeA)
+	c := &mdns.Client{Timeout: 5 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}}}
+	r, _, err := c.Exchange(m, "127.0.0.1:15053")
+	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*mdns.A).A.String() != "127.0.10.1" {
+		t.Errorf("DNS from foo/sleep for httpbin.default: %v, %v", r, err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want []string
+		code int
+	}{
+		{[]string{"--src", "127.0.0.2", "httpbin.default"}, []string{"MESH  A httpbin.default. from 127.0.0.2 (foo/sleep)",
+			"matched service default/httpbin.default.svc.cluster.local", "records: 127.0.10.1",
+			"names tried: httpbin.default, *.default, httpbin.default.svc.cluster.local"}, 0},
+		{[]string{"httpbin", "--src", "127.0.0.2"}, []string{"FORWARD  A httpbin. from 127.0.0.2 (foo/sleep)",
+			"names tried: httpbin, httpbin.foo.svc.cluster.local,"}, 3},
+		{[]string{"--src", "127.0.0.99", "httpbin.default"}, []string{"SERVFAIL", "no workload has this source address"}, 2},
+	} {
+		cmd, out := ztunnel(t, nil, append([]string{"dns", "check"}, tt.args...)...)
+		code := exitCode(t, cmd)
+		for _, w := range tt.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("dns check %v lacks %q:\n%s", tt.args, w, out)
+			}
+		}
+		if code != tt.code {
+			t.Errorf("dns check %v: exit %d, want %d", tt.args, code, tt.code)
+		}
 	}
 }

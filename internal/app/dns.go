@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -100,7 +101,11 @@ func (a *App) startNodeDNS(ctx context.Context, wg *sync.WaitGroup, synced <-cha
 	a.mu.Lock()
 	a.dnsAddrs = s.Addrs()
 	a.mu.Unlock()
-	logging.Scoped(a.log, "dns").Info("starting local DNS server", "address", addrList(s.Addrs()))
+	var udp []net.Addr // Addrs pairs each UDP socket with its TCP twin
+	for i := 0; i < len(s.Addrs()); i += 2 {
+		udp = append(udp, s.Addrs()[i])
+	}
+	logging.Scoped(a.log, "dns").Info("starting local DNS server", "address", addrList(udp), "protocols", "udp,tcp")
 	wg.Go(func() {
 		select {
 		case <-synced:
