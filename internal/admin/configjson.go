@@ -30,6 +30,18 @@ func rootCertJSON(r config.RootCert) any {
 	return map[string]string{"File": r.File}
 }
 
+// dnsAddrJSON is Rust's serde form of its config::Address: {"Localhost": [ipv6, port]}
+// for localhost:PORT, {"SocketAddr": "ip:port"} otherwise.
+func dnsAddrJSON(a config.Addresses) any {
+	if len(a.DNS) != 1 {
+		return nil
+	}
+	if d := a.DNS[0]; d.Addr() == netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
+		return map[string][]any{"Localhost": {len(a.DNSOptional) > 0, d.Port()}}
+	}
+	return map[string]string{"SocketAddr": a.DNS[0].String()}
+}
+
 func proxyModeName(m config.ProxyMode) string {
 	if m == config.Dedicated {
 		return "Dedicated"
@@ -62,6 +74,9 @@ type configJSON struct {
 	InboundAddr              string            `json:"inboundAddr"`
 	InboundPlaintextAddr     string            `json:"inboundPlaintextAddr"`
 	OutboundAddr             string            `json:"outboundAddr"`
+	DNSProxy                 bool              `json:"dnsProxy"`
+	DNSProxyAddr             any               `json:"dnsProxyAddr"`
+	PreferedServiceNamespace *string           `json:"preferedServiceNamespace"`
 	Network                  string            `json:"network"`
 	LocalNode                *string           `json:"localNode"`
 	LocalIP                  *string           `json:"localIp"`
@@ -134,6 +149,7 @@ func (s *Server) configJSON() configJSON {
 	if c.Socks5Enabled {
 		j.Socks5Addr = optString(c.Addrs.Socks5.String())
 	}
+	j.DNSProxy, j.DNSProxyAddr, j.PreferedServiceNamespace = c.DNS.Enabled, dnsAddrJSON(c.Addrs), optString(c.DNS.PreferredNamespace)
 	if w := c.WorkloadInfo; w != nil {
 		j.ProxyWorkloadInformation = &workloadInfoJSON{Namespace: w.Namespace, Name: w.Name, ServiceAccount: w.ServiceAccount}
 	}

@@ -182,9 +182,14 @@ func (p *BedPod) redirect() {
 // Resolv gives the pod the resolv.conf of a Kubernetes pod in namespace k8sNS, naming
 // nameserver; `ip netns exec` (Exec) mounts it over /etc/resolv.conf. Go code run
 // through Do does not see it: it dials DNS itself.
-func (p *BedPod) Resolv(k8sNS, nameserver string) {
-	b := p.Node.b
-	dir := "/etc/netns/" + p.NS
+func (p *BedPod) Resolv(k8sNS, nameserver string) { p.Node.b.resolv(p.NS, k8sNS, nameserver) }
+
+// Resolv gives programs run in the node through `ip netns exec` (a ztunnel binary) the
+// resolv.conf of a ztunnel pod: nameserver, and istio-system's search list.
+func (n *BedNode) Resolv(nameserver string) { n.b.resolv(n.NS, "istio-system", nameserver) }
+
+func (b *Bed) resolv(ns, k8sNS, nameserver string) {
+	dir := "/etc/netns/" + ns
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
 	}
