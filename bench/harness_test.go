@@ -56,6 +56,7 @@ func TestHarness(t *testing.T) {
 	rounds, secs := envInt("ZTUNNEL_BENCH_ROUNDS", 5), envInt("ZTUNNEL_BENCH_SECONDS", 3)
 	h := newHarness(t)
 	results := map[string]map[string][]float64{} // scenario → metric → one value per round
+	dnsResults := map[string]map[string][]float64{}
 	for r := range rounds {
 		for _, s := range h.scenarios {
 			if results[s.name] == nil {
@@ -67,6 +68,14 @@ func TestHarness(t *testing.T) {
 			}
 			t.Logf("round %d %s: %s", r+1, s.name, time.Since(start).Round(time.Millisecond))
 		}
+		for _, d := range h.dns {
+			if dnsResults[d.name] == nil {
+				dnsResults[d.name] = map[string][]float64{}
+			}
+			for k, v := range h.dnsRound(t, d) {
+				dnsResults[d.name][k] = append(dnsResults[d.name][k], v)
+			}
+		}
 	}
 	names := make([]string, len(h.scenarios))
 	for i, s := range h.scenarios {
@@ -74,6 +83,11 @@ func TestHarness(t *testing.T) {
 	}
 	med := medians(results)
 	md := report(names, med, rounds, secs)
+	var dnsNames []string
+	for _, d := range h.dns {
+		dnsNames = append(dnsNames, d.name)
+	}
+	md += dnsReport(dnsNames, medians(dnsResults))
 	os.Stdout.WriteString("\n" + md)
 	if out := os.Getenv("ZTUNNEL_BENCH_OUT"); out != "" {
 		png := strings.TrimSuffix(out, ".md") + ".png"

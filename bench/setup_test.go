@@ -35,6 +35,8 @@ workloads:
    workloadName: client, canonicalName: client}
 - {uid: c//sz, name: sz, namespace: bench, serviceAccount: server, workloadIps: ["%s"], protocol: HBONE, node: n2,
    workloadName: server, canonicalName: server}
+services:
+- {name: echo, namespace: bench, hostname: echo.bench.svc.cluster.local, vips: ["/10.96.0.50"]}
 `
 
 // scenario is one way of carrying the client's bytes to the server.
@@ -52,6 +54,7 @@ type harness struct {
 	loadgen   string
 	scenarios []scenario
 	ztunnelNS []string // the nodes' netns the ztunnels run in, for their admin ports
+	dns       []dnsScenario
 }
 
 func newHarness(t *testing.T) *harness {
@@ -91,6 +94,7 @@ func newHarness(t *testing.T) *harness {
 		t.Log("stunnel4 is not installed: its column is left out (bench/run installs it)")
 	}
 
+	h.setupDNS(t, n1, n2, cp, cz)
 	z := h.ztunnels(t, [2]*ztest.BedNode{n1, n2}, [2]*ztest.BedPod{cz, sz})
 	h.scenarios = append(h.scenarios, scenario{name: "ztunnel", clientNS: cz.NS, iperf: sz.IP + ":5201", echo: sz.IP + ":8080",
 		cpu: procCPU(z...), rss: procRSS(z...)})

@@ -7,6 +7,7 @@
 //	loadgen -mode idle -addr 10.0.0.2:8080 -c 1000 [-size 1024]   hold idle connections until stdin closes;
 //	                                                       each stdin line "again" makes every one echo its bytes once more
 //	loadgen -mode rate -addr 10.0.0.2:8080 -r 1000 -c 10 -d 5s   64 B request/response at a fixed rate
+//	loadgen -mode dns -addr 10.0.0.1:53 -name a.example. -n 2000 -c 8 -d 2s   DNS latency, then queries/s
 //
 // Results are one JSON object on stdout.
 package main
@@ -30,7 +31,8 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "echo", "echo | rr | cps | idle | rate")
+	mode := flag.String("mode", "echo", "echo | rr | cps | idle | rate | dns")
+	name := flag.String("name", "", "dns: the name to ask (type A)")
 	rate := flag.Int("r", 1000, "rate: requests per second, over -c connections")
 	listen := flag.String("listen", ":8080", "echo: address to serve")
 	addr := flag.String("addr", "", "rr, cps, idle: server address")
@@ -52,6 +54,8 @@ func main() {
 		err = idle(*addr, *c, *size)
 	case "rate":
 		out, err = fixedRate(*addr, *rate, *c, *d)
+	case "dns":
+		out, err = dnsLoad(*addr, *name, *n, *c, *d)
 	default:
 		log.Fatalf("unknown mode %q", *mode)
 	}

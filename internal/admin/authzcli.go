@@ -1,14 +1,11 @@
 package admin
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"text/tabwriter"
-	"time"
 )
 
 // AuthzCommand is `ztunnel authz check`: it asks a running ztunnel's /debug/authz and
@@ -46,20 +43,7 @@ func AuthzCommand(args []string, stdout, stderr io.Writer) int {
 
 func fetchAnswer(u string) (AuthzAnswer, error) {
 	var a AuthzAnswer
-	client := http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(u)
-	if err != nil {
-		return a, fmt.Errorf("asking ztunnel: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return a, fmt.Errorf("ztunnel answered %s: %s", resp.Status, body)
-	}
-	if err := json.Unmarshal(body, &a); err != nil {
-		return a, fmt.Errorf("reading ztunnel's answer: %w", err)
-	}
-	return a, nil
+	return a, getJSON(u, &a)
 }
 
 func printAnswer(w io.Writer, a AuthzAnswer) {

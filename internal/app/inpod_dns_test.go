@@ -19,23 +19,6 @@ import (
 // rules send their queries to ztunnel instead); ztunnel's own resolv.conf names it too.
 const upstreamIP = "10.70.1.1"
 
-// upstreamDNS serves, in node 1's namespace on port 53, names only it knows.
-func upstreamDNS(t *testing.T, n *ztest.BedNode) *ztest.FakeDNS {
-	var pc net.PacketConn
-	var l net.Listener
-	err := n.Do(func() (err error) {
-		if pc, err = net.ListenPacket("udp", upstreamIP+":53"); err != nil {
-			return err
-		}
-		l, err = net.Listen("tcp", upstreamIP+":53")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ztest.ServeFakeDNS(t, pc, l, map[string][]string{"db.corp.example": {"10.70.2.11"}})
-}
-
 // getentHost runs `getent hosts name` in the pod, as an app resolving a name would
 // (glibc, the pod's resolv.conf with Kubernetes' search list and ndots:5), and returns
 // the first address printed.

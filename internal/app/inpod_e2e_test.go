@@ -77,7 +77,7 @@ func newClusterBed(t *testing.T) *cluster {
 	for _, name := range []string{"echo-a", "echo-b", "plain"} {
 		whoamiIn(t, c.pods[name])
 	}
-	c.upstream = upstreamDNS(t, n1)
+	c.upstream = n1.ServeDNS(t, upstreamIP, map[string][]string{"db.corp.example": {"10.70.2.11"}})
 	for name, p := range c.pods {
 		p.Resolv(podNamespace(name), upstreamIP)
 	}

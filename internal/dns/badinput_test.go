@@ -103,7 +103,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := counter(t, ts.reg, "ztunnel_dns_rejected_requests_total", `reason="`+tt.reason+`"`)
+			before := ztest.MetricValue(t, ts.reg, "ztunnel_dns_rejected_requests_total", map[string]string{"reason": tt.reason})
 			r := exchangeRaw(t, ts.udp, tt.b)
 			switch {
 			case tt.rcode < 0 && r != nil:
@@ -113,7 +113,7 @@ func TestBadInput(t *testing.T) {
 			case r != nil && (r.Rcode != tt.rcode || !r.Response || r.Id != binary.BigEndian.Uint16(tt.b)):
 				t.Errorf("answer rcode %s id %d; want %s", mdns.RcodeToString[r.Rcode], r.Id, mdns.RcodeToString[tt.rcode])
 			}
-			if got := counter(t, ts.reg, "ztunnel_dns_rejected_requests_total", `reason="`+tt.reason+`"`); got != before+1 {
+			if got := ztest.MetricValue(t, ts.reg, "ztunnel_dns_rejected_requests_total", map[string]string{"reason": tt.reason}); got != before+1 {
 				t.Errorf("rejected{%s} went %v → %v", tt.reason, before, got)
 			}
 			if r := ts.ask(t, "udp", "127.0.0.1", question("productpage.", mdns.TypeA)); len(r.Answer) != 1 {
@@ -138,7 +138,7 @@ func TestTCPStall(t *testing.T) {
 		counts float64
 	}{{"length then silence", []byte{0, 40}, 1}, {"half a message", []byte{0, 40, 1, 2, 3}, 1}, {"silence", nil, 0}} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := counter(t, ts.reg, "ztunnel_dns_rejected_requests_total", `reason="tcp_stalled"`)
+			before := ztest.MetricValue(t, ts.reg, "ztunnel_dns_rejected_requests_total", map[string]string{"reason": "tcp_stalled"})
 			c, err := net.Dial("tcp", ts.tcp)
 			if err != nil {
 				t.Fatal(err)
@@ -150,7 +150,7 @@ func TestTCPStall(t *testing.T) {
 				t.Fatalf("read %d, %v; want the server to close the connection", n, err)
 			}
 			ztest.Eventually(t, "stall counted", func() bool {
-				return counter(t, ts.reg, "ztunnel_dns_rejected_requests_total", `reason="tcp_stalled"`) == before+tt.counts
+				return ztest.MetricValue(t, ts.reg, "ztunnel_dns_rejected_requests_total", map[string]string{"reason": "tcp_stalled"}) == before+tt.counts
 			})
 			if r := ts.ask(t, "tcp", "127.0.0.1", question("productpage.", mdns.TypeA)); len(r.Answer) != 1 {
 				t.Errorf("a good TCP query after it: %v", r)

@@ -12,7 +12,8 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
-const udpA = `request_protocol="udp",request_query_type="a",source_canonical_revision="v1",source_canonical_service="client"`
+// udpA are the labels of ns1/client's A queries over UDP.
+var udpA = map[string]string{"request_protocol": "udp", "request_query_type": "a", "source_canonical_revision": "v1", "source_canonical_service": "client"}
 
 // TestServerForwards: names the mesh does not know get the upstream's answer as the
 // upstream wrote it (NXDOMAIN with its SOA too), under the client's ID, over UDP and TCP;
@@ -35,13 +36,13 @@ func TestServerForwards(t *testing.T) {
 			t.Errorf("%s: TXT of a mesh name should be forwarded, got rcode %d", network, r.Rcode)
 		}
 	}
-	if got := counter(t, ts.reg, "istio_dns_upstream_requests_total", udpA); got != 2 {
+	if got := ztest.MetricValue(t, ts.reg, "istio_dns_upstream_requests_total", udpA); got != 2 {
 		t.Errorf("upstream requests = %v, want 2", got)
 	}
-	if got := counter(t, ts.reg, "istio_dns_upstream_request_duration_seconds", udpA); got != 2 {
+	if got := ztest.MetricValue(t, ts.reg, "istio_dns_upstream_request_duration_seconds", udpA); got != 2 {
 		t.Errorf("upstream duration samples = %v, want 2", got)
 	}
-	if got := counter(t, ts.reg, "istio_dns_upstream_failures_total", udpA); got != 0 {
+	if got := ztest.MetricValue(t, ts.reg, "istio_dns_upstream_failures_total", udpA); got != 0 {
 		t.Errorf("an NXDOMAIN is an answer, not a failure: failures = %v", got)
 	}
 	h := ts.history.Snapshot()["lo/client"]
@@ -90,7 +91,7 @@ func TestServerUpstreamDown(t *testing.T) {
 	if r := ts.ask(t, "udp", "127.0.0.1", question("upstream.example.", mdns.TypeA)); r.Rcode != mdns.RcodeServerFailure {
 		t.Errorf("rcode = %d, want SERVFAIL", r.Rcode)
 	}
-	if got := counter(t, ts.reg, "istio_dns_upstream_failures_total", udpA); got != 1 {
+	if got := ztest.MetricValue(t, ts.reg, "istio_dns_upstream_failures_total", udpA); got != 1 {
 		t.Errorf("failures = %v, want 1", got)
 	}
 	if n := len(dead.Asked()); n != 2 {
@@ -109,8 +110,8 @@ func TestServerUnknownClient(t *testing.T) {
 	if r := ts.ask(t, "udp", "127.0.0.3", question("productpage.ns1.svc.cluster.local.", mdns.TypeA)); r.Rcode != mdns.RcodeServerFailure {
 		t.Errorf("rcode = %d, want SERVFAIL", r.Rcode)
 	}
-	l := `request_protocol="udp",request_query_type="a",source_canonical_revision="unknown",source_canonical_service="unknown"`
-	if got := counter(t, ts.reg, "istio_dns_requests_total", l); got != 1 {
+	l := map[string]string{"request_protocol": "udp", "request_query_type": "a", "source_canonical_revision": "unknown", "source_canonical_service": "unknown"}
+	if got := ztest.MetricValue(t, ts.reg, "istio_dns_requests_total", l); got != 1 {
 		t.Errorf("requests{unknown} = %v", got)
 	}
 }
@@ -141,7 +142,7 @@ func TestServerFloodIsolation(t *testing.T) {
 	if len(r.Answer) != 1 {
 		t.Errorf("the other client's query: rcode %d answers %v", r.Rcode, r.Answer)
 	}
-	if servfail < 36 || counter(t, ts.reg, "ztunnel_dns_rejected_requests_total", `reason="overload"`) != float64(servfail) {
+	if servfail < 36 || ztest.MetricValue(t, ts.reg, "ztunnel_dns_rejected_requests_total", map[string]string{"reason": "overload"}) != float64(servfail) {
 		t.Errorf("%d of 40 refused (want ≥ 36, all counted)", servfail)
 	}
 }

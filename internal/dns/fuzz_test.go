@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/state"
-	"github.com/ztunnel-go/ztunnel/internal/xds"
 )
 
 // recorder is a ResponseWriter that keeps what the handler writes.
@@ -71,16 +69,8 @@ func serveBytes(s *Server, network string, b []byte) (*mdns.Msg, [][]byte) {
 }
 
 func fuzzServer(t testing.TB) *Server {
-	lc, err := xds.ParseLocalConfig([]byte(strings.Replace(meshYAML, "workloads:\n", "workloads:"+clientsYAML, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := state.NewStore()
-	if err := lc.Apply(store); err != nil {
-		t.Fatal(err)
-	}
 	return New(Options{
-		State: store, Mesh: testMesh(), Sockets: loopback{},
+		State: clientsStore(t), Mesh: testMesh(), Sockets: loopback{},
 		Client:  func(s *state.Snapshot, src netip.Addr) *state.Workload { return s.WorkloadByAddr("", src) },
 		Metrics: metrics.NewDNS(prometheus.NewRegistry()), History: NewHistory(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

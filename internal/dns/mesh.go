@@ -131,30 +131,22 @@ func (m *Mesh) records(snap *state.Snapshot, client *state.Workload, qtype uint1
 		return
 	}
 	want := func(ip netip.Addr) bool { return ip.Unmap().Is6() == v6 }
-	switch ans.Kind {
-	case "workload":
+	if ans.Kind == "workload" {
 		for _, w := range snap.WorkloadsByHostname(ans.Host) {
 			if w.Uid == ans.Key {
 				ans.Addrs = appendFamily(ans.Addrs, w.IPs, want, false)
 			}
 		}
-	case "service":
-		svc := snap.ServiceByKey(ans.Key)
-		if !familyAllowed(svc.IpFamilies, v6) {
-			ans.Empty = "service does not support this record type"
-			return
-		}
+	} else if svc := snap.ServiceByKey(ans.Key); !familyAllowed(svc.IpFamilies, v6) {
+		ans.Empty = "service does not support this record type"
+		return
+	} else if ans.Kind == "service" {
 		for _, vip := range svc.VIPs {
 			if vip.Network == client.Network && want(vip.Addr) {
 				ans.Addrs = append(ans.Addrs, vip.Addr.Unmap())
 			}
 		}
-	case "headless service":
-		svc := snap.ServiceByKey(ans.Key)
-		if !familyAllowed(svc.IpFamilies, v6) {
-			ans.Empty = "service does not support this record type"
-			return
-		}
+	} else { // headless: the endpoints' own addresses
 		for _, ep := range svc.Endpoints {
 			if w := snap.WorkloadByUID(ep.WorkloadUID); w != nil {
 				ans.Addrs = appendFamily(ans.Addrs, w.IPs, want, true)

@@ -56,7 +56,8 @@ services:
 - {name: canonical, namespace: ns1, hostname: canonical.with.local, vips: ["/10.10.10.150"]}
 `
 
-func testSnapshot(t testing.TB, yaml string) *state.Snapshot {
+// testStore holds a static config, as LOCAL_XDS would.
+func testStore(t testing.TB, yaml string) *state.Store {
 	t.Helper()
 	lc, err := xds.ParseLocalConfig([]byte(yaml))
 	if err != nil {
@@ -66,8 +67,10 @@ func testSnapshot(t testing.TB, yaml string) *state.Snapshot {
 	if err := lc.Apply(store); err != nil {
 		t.Fatal(err)
 	}
-	return store.Snapshot()
+	return store
 }
+
+func testSnapshot(t testing.TB, yaml string) *state.Snapshot { return testStore(t, yaml).Snapshot() }
 
 func testMesh() *Mesh {
 	return &Mesh{Domain: "cluster.local", IPv6: true, PreferredNamespace: "preferred-ns"}

@@ -4,8 +4,12 @@ import (
 	"reflect"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func collect(f func(yield func(string) bool) bool) []string {
 	var out []string

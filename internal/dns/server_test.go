@@ -16,7 +16,6 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/state"
-	"github.com/ztunnel-go/ztunnel/internal/xds"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
@@ -50,6 +49,11 @@ const clientsYAML = `
 - {uid: lo/other, name: other, namespace: ns2, workloadIps: ["127.0.0.2"]}
 `
 
+// clientsStore is meshYAML's mesh with the loopback clients.
+func clientsStore(t testing.TB) *state.Store {
+	return testStore(t, strings.Replace(meshYAML, "workloads:\n", "workloads:"+clientsYAML, 1))
+}
+
 type testServer struct {
 	srv      *Server
 	udp, tcp string
@@ -61,15 +65,7 @@ type testServer struct {
 func newTestServer(t *testing.T, tweak func(*Options)) *testServer {
 	t.Helper()
 	up := ztest.ListenFakeDNS(t, "127.0.0.1:0", map[string][]string{"upstream.example": {"192.0.2.7"}})
-	yaml := strings.Replace(meshYAML, "workloads:\n", "workloads:"+clientsYAML, 1)
-	lc, err := xds.ParseLocalConfig([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := state.NewStore()
-	if err := lc.Apply(store); err != nil {
-		t.Fatal(err)
-	}
+	store := clientsStore(t)
 	ts := &testServer{upstream: up, reg: prometheus.NewRegistry(), history: NewHistory()}
 	o := Options{
 		Addrs:   []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
@@ -149,37 +145,9 @@ func TestServerAnswersTheMesh(t *testing.T) {
 	if asked := ts.upstream.Asked(); len(asked) != 0 {
 		t.Errorf("mesh names reached the upstream: %v", asked)
 	}
-	l := `request_protocol="udp",request_query_type="a",source_canonical_revision="v1",source_canonical_service="client"`
-	if got := counter(t, ts.reg, "istio_dns_requests_total", l); got != 2 {
-		t.Errorf("istio_dns_requests_total{%s} = %v, want 2", l, got)
+	if got := ztest.MetricValue(t, ts.reg, "istio_dns_requests_total", udpA); got != 2 {
+		t.Errorf("istio_dns_requests_total%v = %v, want 2", udpA, got)
 	}
 }
 
 func equal(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
-
-// counter reads one series of reg, by its labels in the exposition's order.
-func counter(t *testing.T, reg *prometheus.Registry, name, labels string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			var l []string
-			for _, lp := range m.Label {
-				l = append(l, lp.GetName()+`="`+lp.GetValue()+`"`)
-			}
-			if strings.Join(l, ",") == labels {
-				if m.Counter != nil {
-					return m.Counter.GetValue()
-				}
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return 0
-}

@@ -16,13 +16,7 @@ type DNSLabels struct {
 }
 
 func (l DNSLabels) values() []string {
-	v := []string{l.QueryType, l.Protocol, l.CanonicalService, l.CanonicalRevision}
-	for i, s := range v {
-		if s == "" {
-			v[i] = "unknown"
-		}
-	}
-	return v
+	return unknownIfEmpty([]string{l.QueryType, l.Protocol, l.CanonicalService, l.CanonicalRevision})
 }
 
 // DNS counts the DNS proxy's work under Rust ztunnel's names, buckets and labels, plus

@@ -43,6 +43,11 @@ func (l *ConnLabels) values(flags string) []string {
 		l.DstPrincipal, l.DstApp, l.DstVersion, l.DstCluster,
 		"tcp", flags, security,
 		l.SrcRegion, l.SrcZone, l.DstRegion, l.DstZone}
+	return unknownIfEmpty(v)
+}
+
+// unknownIfEmpty writes "unknown" for every empty label value, in place.
+func unknownIfEmpty(v []string) []string {
 	for i, s := range v {
 		if s == "" {
 			v[i] = "unknown"

@@ -9,46 +9,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
-
-// value is the value of the series name whose labels include want (0 when absent).
-func value(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			if hasLabels(m, want) {
-				if m.Counter != nil {
-					return m.Counter.GetValue()
-				}
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	return 0
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	got := map[string]string{}
-	for _, l := range m.Label {
-		got[l.GetName()] = l.GetValue()
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
-}
 
 // labelsOf is the complete label set of the one series of name with reporter.
 func labelsOf(t *testing.T, reg *prometheus.Registry, name, reporter string) map[string]string {
@@ -56,7 +19,7 @@ func labelsOf(t *testing.T, reg *prometheus.Registry, name, reporter string) map
 	mfs, _ := reg.Gather()
 	for _, mf := range mfs {
 		for _, m := range mf.Metric {
-			if mf.GetName() == name && hasLabels(m, map[string]string{"reporter": reporter}) {
+			if mf.GetName() == name && ztest.HasLabels(m, map[string]string{"reporter": reporter}) {
 				out := map[string]string{}
 				for _, l := range m.Label {
 					out[l.GetName()] = l.GetValue()
@@ -100,7 +63,7 @@ func TestTrafficMetricsBothReporters(t *testing.T) {
 		reg      *prometheus.Registry
 	}{{"source", b.a.metrics}, {"destination", b.b.metrics}} {
 		ztest.Eventually(t, tc.reporter+" close", func() bool {
-			return value(t, tc.reg, "istio_tcp_connections_closed_total", map[string]string{"reporter": tc.reporter}) == 1
+			return ztest.MetricValue(t, tc.reg, "istio_tcp_connections_closed_total", map[string]string{"reporter": tc.reporter}) == 1
 		})
 		labels := labelsOf(t, tc.reg, "istio_tcp_received_bytes_total", tc.reporter)
 		for k, v := range want {
@@ -112,16 +75,16 @@ func TestTrafficMetricsBothReporters(t *testing.T) {
 			t.Errorf("%s: %d labels, want %d", tc.reporter, len(labels), len(want)+1)
 		}
 		sel := map[string]string{"reporter": tc.reporter}
-		if v := value(t, tc.reg, "istio_tcp_received_bytes_total", sel); v != 12345 {
+		if v := ztest.MetricValue(t, tc.reg, "istio_tcp_received_bytes_total", sel); v != 12345 {
 			t.Errorf("%s received (client→server) = %v, want 12345", tc.reporter, v)
 		}
-		if v := value(t, tc.reg, "istio_tcp_sent_bytes_total", sel); v != float64(len(got)) {
+		if v := ztest.MetricValue(t, tc.reg, "istio_tcp_sent_bytes_total", sel); v != float64(len(got)) {
 			t.Errorf("%s sent (server→client) = %v, want %d", tc.reporter, v, len(got))
 		}
-		if v := value(t, tc.reg, "istio_tcp_connections_opened_total", sel); v != 1 {
+		if v := ztest.MetricValue(t, tc.reg, "istio_tcp_connections_opened_total", sel); v != 1 {
 			t.Errorf("%s opened = %v", tc.reporter, v)
 		}
-		if v := value(t, tc.reg, "istio_tcp_sockets_open", sel); v != 0 {
+		if v := ztest.MetricValue(t, tc.reg, "istio_tcp_sockets_open", sel); v != 0 {
 			t.Errorf("%s sockets open = %v after close", tc.reporter, v)
 		}
 	}
@@ -175,12 +138,12 @@ func TestRefusedConnectionCountedWithFlag(t *testing.T) {
 	c, _ := b.socks(t, sleepIP, "127.0.11.1:9000")
 	c.Close()
 	ztest.Eventually(t, "the destination's DENY count", func() bool {
-		return value(t, b.b.metrics, "istio_tcp_connections_failed_total", map[string]string{"reporter": "destination", "response_flags": "DENY"}) == 1
+		return ztest.MetricValue(t, b.b.metrics, "istio_tcp_connections_failed_total", map[string]string{"reporter": "destination", "response_flags": "DENY"}) == 1
 	})
-	if v := value(t, b.a.metrics, "istio_tcp_connections_failed_total", map[string]string{"reporter": "source", "response_flags": "DENY"}); v != 1 {
+	if v := ztest.MetricValue(t, b.a.metrics, "istio_tcp_connections_failed_total", map[string]string{"reporter": "source", "response_flags": "DENY"}); v != 1 {
 		t.Errorf("source failed{DENY} = %v, want 1", v)
 	}
-	if v := value(t, b.b.metrics, "istio_tcp_connections_opened_total", nil); v != 0 {
+	if v := ztest.MetricValue(t, b.b.metrics, "istio_tcp_connections_opened_total", nil); v != 0 {
 		t.Errorf("a refused connection counted as opened (%v)", v)
 	}
 	if !b.b.logs.WaitFor("access: connection failed") {
@@ -209,12 +172,12 @@ func TestBytesCountedWhileTheConnectionLives(t *testing.T) {
 	}{{"source", b.a.metrics}, {"destination", b.b.metrics}} {
 		sel := map[string]string{"reporter": side.reporter}
 		ztest.Eventually(t, side.reporter+" bytes of an open connection", func() bool {
-			return value(t, side.reg, "istio_tcp_received_bytes_total", sel) == 5000
+			return ztest.MetricValue(t, side.reg, "istio_tcp_received_bytes_total", sel) == 5000
 		})
-		if v := value(t, side.reg, "istio_tcp_sockets_open", sel); v != 1 {
+		if v := ztest.MetricValue(t, side.reg, "istio_tcp_sockets_open", sel); v != 1 {
 			t.Errorf("%s sockets open = %v while the connection lives, want 1", side.reporter, v)
 		}
-		if v := value(t, side.reg, "istio_tcp_connections_closed_total", sel); v != 0 {
+		if v := ztest.MetricValue(t, side.reg, "istio_tcp_connections_closed_total", sel); v != 0 {
 			t.Errorf("%s closed = %v before the close", side.reporter, v)
 		}
 	}

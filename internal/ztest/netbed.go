@@ -88,6 +88,27 @@ func (n *BedNode) Do(fn func() error) error {
 	return ns.Do(fn)
 }
 
+// ServeDNS runs a FakeDNS on ip:53 (UDP and TCP) inside the node's namespace, as a
+// cluster's kube-dns: ip must be one of the node's addresses.
+func (n *BedNode) ServeDNS(t testing.TB, ip string, records map[string][]string) *FakeDNS {
+	t.Helper()
+	var pc net.PacketConn
+	var l net.Listener
+	err := n.Do(func() (err error) {
+		if pc, err = net.ListenPacket("udp", ip+":53"); err != nil {
+			return err
+		}
+		if l, err = net.Listen("tcp", ip+":53"); err != nil {
+			pc.Close()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ServeFakeDNS(t, pc, l, records)
+}
+
 // Link joins two nodes with a veth pair and routes each one's pods via the other.
 func (b *Bed) Link(x, y *BedNode) {
 	b.run("ip", "-n", x.NS, "link", "add", "peer", "type", "veth", "peer", "name", "peer", "netns", y.NS)
