@@ -166,7 +166,7 @@ func TestStateManagerPendingWhileIstiodUnreachable(t *testing.T) {
 	a := newTestApp(t, "XDS_ADDRESS=http://127.0.0.1:1", "FAKE_CA=true", "INPOD_ENABLED=false")
 	wait := start(t, a)
 	code, body := get(t, a.Addrs().Readiness[0], "/healthz/ready")
-	if code != 500 || body != "not ready, pending: proxy, state manager\n" {
+	if code != 500 || body != "not ready, pending: dns proxy, proxy, state manager\n" {
 		t.Errorf("readiness = %d %q", code, body)
 	}
 	a.Shutdown()

@@ -118,6 +118,17 @@ func testInPodDNS(t *testing.T, c *cluster) {
 			}
 		}
 	})
+	t.Run("a debug line per query", func(t *testing.T) {
+		for _, want := range []string{
+			"dns query src.addr=10.70.1.12:", // then the client's port
+			"src.workload=echo-a src.namespace=default query=A domain=db.corp.example. result=forwarded endpoints=1 forwarded=true",
+			"src.workload=echo-a src.namespace=default query=A domain=httpbin.default.svc.cluster.local. result=mesh endpoints=1 forwarded=false",
+		} {
+			if !c.nodes[1].logs.WaitFor(want) {
+				t.Errorf("no log line with %q", want)
+			}
+		}
+	})
 	t.Run("/debug/dns shows each pod's recent queries", func(t *testing.T) {
 		var dump map[string]struct {
 			Workload string

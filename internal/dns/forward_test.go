@@ -8,7 +8,9 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"istio.io/istio/pkg/workloadapi"
 
+	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
@@ -128,10 +130,12 @@ func TestServerFloodIsolation(t *testing.T) {
 	servfail := 0
 	for range 40 {
 		wg.Go(func() {
-			r := ts.ask(t, "udp", "127.0.0.1", question("flood.example.", mdns.TypeA))
+			r, err := ts.exchange("udp", "127.0.0.1", question("flood.example.", mdns.TypeA))
 			mu.Lock()
 			defer mu.Unlock()
-			if r.Rcode == mdns.RcodeServerFailure {
+			if err != nil {
+				t.Error(err)
+			} else if r.Rcode == mdns.RcodeServerFailure {
 				servfail++
 			}
 		})
@@ -163,5 +167,41 @@ func TestServerEDNS(t *testing.T) {
 	q.SetEdns0(100, false)
 	if opt := ts.ask(t, "udp", "127.0.0.1", q).IsEdns0(); opt == nil || opt.UDPSize() != 512 {
 		t.Errorf("OPT for a 100-byte client = %v, want 512", opt)
+	}
+}
+
+// TestServerWaitsForItsPod: a pod's first queries may beat its workload's xDS push; they
+// wait for it (Rust's 5 s) holding an in-flight slot each, so that a flood meanwhile is
+// refused at once; once the workload arrives the waiting queries are answered.
+func TestServerWaitsForItsPod(t *testing.T) {
+	ztest.NoLeaks(t)
+	var store *state.Store
+	ts := newTestServer(t, func(o *Options) {
+		store, o.Key, o.MaxInFlight, o.ClientWait = o.State, "uid-late", 2, 5*time.Second
+		o.Client = func(s *state.Snapshot, _ netip.Addr) *state.Workload { return s.WorkloadByName("ns1", "late") }
+	})
+	answers := make(chan *mdns.Msg, 2)
+	for range 2 {
+		go func() {
+			r, err := ts.exchange("udp", "127.0.0.1", question("productpage.", mdns.TypeA))
+			if err != nil {
+				r = new(mdns.Msg) // no answer: reported below
+			}
+			answers <- r
+		}()
+	}
+	ztest.Eventually(t, "two queries waiting", func() bool {
+		ts.srv.fwd.mu.Lock()
+		defer ts.srv.fwd.mu.Unlock()
+		return ts.srv.fwd.inflight["uid-late"] == 2
+	})
+	if r := ts.ask(t, "udp", "127.0.0.1", question("productpage.", mdns.TypeA)); r.Rcode != mdns.RcodeServerFailure {
+		t.Errorf("a third query while two wait: rcode %d, want SERVFAIL", r.Rcode)
+	}
+	store.Apply(state.Update{Addresses: []*workloadapi.Address{ztest.AsAddress(ztest.Workload("ns1", "late", "10.0.9.9"))}})
+	for range 2 {
+		if r := <-answers; len(r.Answer) != 1 {
+			t.Errorf("a waiting query: rcode %d answers %v", r.Rcode, r.Answer)
+		}
 	}
 }

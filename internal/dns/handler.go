@@ -91,6 +91,8 @@ func refuse(req *mdns.Msg, q mdns.Question) (string, int) {
 }
 
 // client finds the asking workload, waiting up to ClientWait for the state to learn it.
+// A waiting query holds one of the server's in-flight slots, so a flood from a pod the
+// state does not know yet costs MaxInFlight goroutines, not one per packet.
 func (h *handler) client(src netip.Addr) *state.Workload {
 	var timeout <-chan time.Time
 	for {
@@ -99,6 +101,11 @@ func (h *handler) client(src netip.Addr) *state.Workload {
 			return w
 		}
 		if timeout == nil {
+			if !h.s.fwd.acquire(h.s.opts.Key) {
+				h.s.opts.Metrics.Rejected("overload")
+				return nil
+			}
+			defer h.s.fwd.release(h.s.opts.Key)
 			t := time.NewTimer(h.s.opts.ClientWait)
 			defer t.Stop()
 			timeout = t.C

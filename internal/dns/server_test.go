@@ -93,6 +93,15 @@ func newTestServer(t *testing.T, tweak func(*Options)) *testServer {
 // ask sends one query from src (127.0.0.1 or .2) over network and returns the answer.
 func (ts *testServer) ask(t *testing.T, network, src string, m *mdns.Msg) *mdns.Msg {
 	t.Helper()
+	r, err := ts.exchange(network, src, m)
+	if err != nil {
+		t.Fatalf("%s query for %s: %v", network, m.Question[0].Name, err)
+	}
+	return r
+}
+
+// exchange is ask for other goroutines than the test's: it returns the error.
+func (ts *testServer) exchange(network, src string, m *mdns.Msg) (*mdns.Msg, error) {
 	addr := ts.udp
 	var local net.Addr = &net.UDPAddr{IP: net.ParseIP(src)}
 	if network == "tcp" {
@@ -100,10 +109,7 @@ func (ts *testServer) ask(t *testing.T, network, src string, m *mdns.Msg) *mdns.
 	}
 	c := &mdns.Client{Net: network, Timeout: 5 * time.Second, Dialer: &net.Dialer{LocalAddr: local}}
 	r, _, err := c.Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("%s query for %s: %v", network, m.Question[0].Name, err)
-	}
-	return r
+	return r, err
 }
 
 func question(name string, qtype uint16) *mdns.Msg {
