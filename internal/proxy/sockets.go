@@ -61,10 +61,8 @@ func (h *HostSockets) opts(transparent bool) sockopt.Options {
 // Listen binds addr with keepalive on accepted connections. The packet mark is not set
 // on listeners in node mode: it matters for the sockets ztunnel dials.
 func (h *HostSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAliveConfig: h.keepalive()}
-	if h.Enter != nil { // in a pod: ztunnel's own traffic must carry the mark
-		lc.Control = sockopt.Options{Mark: h.Mark, ReusePort: h.ReusePort}.Control()
-	}
+	lc := h.listenConfig()
+	lc.KeepAliveConfig = h.keepalive()
 	var l net.Listener
 	err := h.enter(func() (err error) {
 		l, err = lc.Listen(ctx, "tcp", addr.String())
@@ -79,10 +77,7 @@ func (h *HostSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.List
 // ListenPacket binds a UDP socket (the DNS proxy's), with the mark and SO_REUSEPORT
 // inside a pod as Listen does.
 func (h *HostSockets) ListenPacket(ctx context.Context, addr netip.AddrPort) (net.PacketConn, error) {
-	var lc net.ListenConfig
-	if h.Enter != nil {
-		lc.Control = sockopt.Options{Mark: h.Mark, ReusePort: h.ReusePort}.Control()
-	}
+	lc := h.listenConfig()
 	var pc net.PacketConn
 	err := h.enter(func() (err error) {
 		pc, err = lc.ListenPacket(ctx, "udp", addr.String())
@@ -92,6 +87,15 @@ func (h *HostSockets) ListenPacket(ctx context.Context, addr netip.AddrPort) (ne
 		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
 	}
 	return pc, nil
+}
+
+// listenConfig marks listeners inside a pod: ztunnel's own traffic must carry the mark.
+func (h *HostSockets) listenConfig() net.ListenConfig {
+	var lc net.ListenConfig
+	if h.Enter != nil {
+		lc.Control = sockopt.Options{Mark: h.Mark, ReusePort: h.ReusePort}.Control()
+	}
+	return lc
 }
 
 // DialUDP opens a connected UDP socket with the mark (a DNS upstream query). Connecting
