@@ -51,19 +51,12 @@ func (a *App) loadDNS() error {
 }
 
 // dnsDebug is /debug/dns's view, nil when the proxy is off. A query's client is found
-// by its source address, the pod's IP, whatever the mode.
+// by its source address (in in-pod mode too: the pod's IP), or is the one workload.
 func (a *App) dnsDebug() admin.DNSDebug {
 	if !a.cfg.DNS.Enabled {
 		return nil
 	}
-	client := func(snap *state.Snapshot, src netip.Addr) *state.Workload {
-		return snap.WorkloadByAddr(a.cfg.Network, src)
-	}
-	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated {
-		client = func(snap *state.Snapshot, _ netip.Addr) *state.Workload {
-			return snap.WorkloadByName(w.Namespace, w.Name)
-		}
-	}
+	client, _ := a.nodeDNSClient() // by source address (the pod's IP) but in dedicated mode
 	return &dns.Debug{Mesh: a.dnsMesh, History: a.dnsHistory, Upstream: a.dnsUpstream, Client: client}
 }
 
@@ -84,16 +77,7 @@ func (a *App) startNodeDNS(ctx context.Context, wg *sync.WaitGroup, synced <-cha
 		return nil
 	}
 	task := a.ready.Register("dns proxy")
-	client := func(snap *state.Snapshot, src netip.Addr) *state.Workload {
-		return snap.WorkloadByAddr(a.cfg.Network, src)
-	}
-	var wait time.Duration
-	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated {
-		client = func(snap *state.Snapshot, _ netip.Addr) *state.Workload {
-			return snap.WorkloadByName(w.Namespace, w.Name)
-		}
-		wait = clientWait
-	}
+	client, wait := a.nodeDNSClient()
 	s := a.newDNS(proxy.NewHostSockets(a.cfg), client, wait, "")
 	if err := s.Bind(ctx); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +31,8 @@ func ReadResolvConf(path string) (Upstream, []string, []string, error) {
 		return Upstream{}, nil, nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	port := uint16(53)
-	if p, err := netip.ParseAddrPort("0.0.0.0:" + cc.Port); err == nil {
-		port = p.Port()
+	if p, err := strconv.ParseUint(cc.Port, 10, 16); err == nil {
+		port = uint16(p)
 	}
 	up := Upstream{Timeout: time.Duration(cc.Timeout) * time.Second, Attempts: cc.Attempts}
 	var skipped []string
@@ -58,10 +59,7 @@ type Dialer interface {
 	Dial(ctx context.Context, local netip.Addr, remote netip.AddrPort) (net.Conn, error)
 }
 
-var (
-	errNoUpstream = errors.New("no upstream nameserver in resolv.conf")
-	errOverload   = errors.New("too many forwarded queries in flight for this client")
-)
+var errNoUpstream = errors.New("no upstream nameserver in resolv.conf")
 
 // forwarder sends queries upstream and returns the first matching answer as the
 // upstream wrote it. It bounds the queries each client has in flight, so that one pod
@@ -80,7 +78,6 @@ type reply struct {
 	raw    []byte
 	msg    *mdns.Msg
 	server netip.AddrPort
-	tcp    bool
 }
 
 func (f *forwarder) acquire(key string) bool {
@@ -186,7 +183,7 @@ func (f *forwarder) tcp(ctx context.Context, packed []byte, id uint16, req *mdns
 	if m == nil {
 		return reply{}, fmt.Errorf("%s answered another question over TCP", srv)
 	}
-	return reply{raw: raw, msg: m, server: srv, tcp: true}, nil
+	return reply{raw: raw, msg: m, server: srv}, nil
 }
 
 // deadlineFrom makes c's I/O end at ctx's deadline, or at once when ctx is cancelled

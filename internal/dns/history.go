@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"sort"
 	"sync"
 	"time"
 )
@@ -93,15 +92,4 @@ func (h *History) Snapshot() map[string]ClientQueries {
 		out[key] = ClientQueries{Workload: r.workload, Queries: qs}
 	}
 	return out
-}
-
-// Keys lists the clients with a history, sorted.
-func (h *History) Keys() []string {
-	snap := h.Snapshot()
-	keys := make([]string, 0, len(snap))
-	for k := range snap {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
