@@ -35,3 +35,60 @@ func BenchmarkStream(b *testing.B) {
 	<-done
 	st.Close()
 }
+
+// BenchmarkSmallFrames sends 512-byte writes, one DATA frame each: the per-frame cost
+// of the read loop (state check, window accounting), as interactive tunnels pay it.
+func BenchmarkSmallFrames(b *testing.B) {
+	done := make(chan struct{})
+	c := pairB(b, func(s *hbone.Stream) {
+		s.Respond(200)
+		io.Copy(io.Discard, s)
+		s.CloseWrite()
+		close(done)
+	})
+	st, err := openB(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := st.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	st.CloseWrite()
+	<-done
+	st.Close()
+}
+
+// BenchmarkStreamChurn opens a tunnel, sends one byte each way and closes it, on one
+// connection: the stream table's cost per stream (open, half-close, closed memory).
+func BenchmarkStreamChurn(b *testing.B) {
+	c := pairB(b, func(s *hbone.Stream) {
+		s.Respond(200)
+		var one [1]byte
+		io.ReadFull(s, one[:])
+		s.Write(one[:])
+		s.CloseWrite()
+		io.Copy(io.Discard, s)
+	})
+	var one [1]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		st, err := openB(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Write(one[:])
+		st.CloseWrite()
+		if _, err := io.ReadFull(st, one[:]); err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, st)
+		st.Close()
+	}
+}
