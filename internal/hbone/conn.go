@@ -25,9 +25,11 @@ type Settings struct {
 	MaxEmptyData      uint32        // DATA frames in a row without payload or END_STREAM (100)
 	ResetsPerSecond   uint32        // streams reset before their answer or refused, per second (MaxStreams)
 	// CountError, when set, hears of every protocol error and flood this side detects:
-	// scope "connection" (answered GOAWAY) or "stream" (RST_STREAM), and the HTTP/2
-	// code, as x/net's Server.CountError does, so that attacks show in metrics.
-	CountError func(scope, code string)
+	// scope "connection" (answered GOAWAY) or "stream" (RST_STREAM), the HTTP/2 code,
+	// and what the peer did, as x/net's Server.CountError does, so that attacks show
+	// in metrics. It is called from the read loop, sometimes under the connection's
+	// lock: it must not block or call back into the Conn.
+	CountError func(scope, code, reason string)
 }
 
 func (s Settings) withDefaults() Settings {
@@ -93,7 +95,12 @@ type Conn struct {
 	sendWindow  int32  // connection-level send window
 	recvUnacked uint32 // connection-level bytes consumed but not yet credited
 	goAway      bool   // GOAWAY sent or received: no new streams
-	err         error  // set once the connection is dead
+	goAwaySent  bool   // a GOAWAY went out, naming goAwayID
+	goAwayID    uint32 // the last stream id our GOAWAY named
+	closedIDs   closedStreams
+	recvWindow  int64 // connection receive window the peer may still fill (§6.9.1)
+	encTable    int64 // peer's SETTINGS_HEADER_TABLE_SIZE not yet applied to henc; -1: none
+	err         error // set once the connection is dead
 	lastUse     time.Time
 	pingSent    time.Time // zero when no PING is outstanding
 	pingTimer   *time.Timer
@@ -107,6 +114,7 @@ func newConn(nc net.Conn, client bool, s Settings) *Conn {
 		streams: map[uint32]*Stream{}, nextID: 1,
 		peerMaxStr: 100, peerFrame: 16384, peerWindow: initialWindow, sendWindow: initialWindow,
 		lastUse: time.Now(), closed: make(chan struct{}),
+		recvWindow: int64(max(s.ConnWindow, initialWindow)), encTable: -1,
 	}
 	c.fr = http2.NewFramer(nc, nc)
 	c.fr.SetReuseFrames()
@@ -181,7 +189,7 @@ func (c *Conn) Err() error {
 func (c *Conn) GoAway() error {
 	c.mu.Lock()
 	c.goAway = true
-	last := c.lastPeerID
+	last := c.goAwayIDLocked()
 	c.mu.Unlock()
 	c.wmu.Lock()
 	err := c.fr.WriteGoAway(last, http2.ErrCodeNo, nil)
@@ -211,6 +219,13 @@ func (c *Conn) Streams() int {
 // writeHeaders encodes and writes a header block, splitting it into CONTINUATION
 // frames when it exceeds the peer's frame size. Caller holds wmu.
 func (c *Conn) writeHeadersLocked(id uint32, endStream bool, fields []hpack.HeaderField) error {
+	c.mu.Lock()
+	table := c.encTable
+	c.encTable = -1
+	c.mu.Unlock()
+	if table >= 0 { // the peer's decoder table size (§6.5.2): the encoder signals it first
+		c.henc.SetMaxDynamicTableSizeLimit(uint32(table))
+	}
 	c.hbuf.Reset()
 	for _, f := range fields {
 		if err := c.henc.WriteField(f); err != nil {

@@ -3,7 +3,6 @@ package hbone
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -107,101 +106,6 @@ func (s *Stream) awaitStatus(ctx context.Context) error {
 	}
 	s.Reset(http2.ErrCodeCancel)
 	return ctx.Err()
-}
-
-func (c *Conn) onResponse(f *http2.MetaHeadersFrame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.streams[f.StreamID]
-	if s == nil {
-		return nil
-	}
-	if s.status != 0 { // trailers: only END_STREAM matters
-		if f.StreamEnded() {
-			s.recvEOF = true
-			s.cond.Broadcast()
-		}
-		return nil
-	}
-	code, err := strconv.Atoi(f.PseudoValue("status"))
-	if err != nil || code < 100 || code > 999 {
-		return fmt.Errorf("stream %d: bad :status %q", f.StreamID, f.PseudoValue("status"))
-	}
-	s.status = code
-	if f.StreamEnded() {
-		s.recvEOF = true
-	}
-	s.cond.Broadcast()
-	return nil
-}
-
-// onRequest admits a new stream from the client, or refuses it without harming others.
-func (c *Conn) onRequest(f *http2.MetaHeadersFrame, accept func(*Stream)) error {
-	c.mu.Lock()
-	if f.StreamID <= c.lastPeerID || f.StreamID%2 == 0 {
-		existing := c.streams[f.StreamID]
-		c.mu.Unlock()
-		if existing != nil { // trailers on an open stream: END_STREAM only
-			c.endOfTrailers(existing, f)
-			return nil
-		}
-		return fmt.Errorf("stream id %d reused or even", f.StreamID)
-	}
-	c.lastPeerID = f.StreamID
-	// Handlers of reset streams still count: they may be dialing (Rapid Reset).
-	if c.goAway || c.active >= int(c.local.MaxStreams) || c.handlers >= int(c.local.MaxStreams) {
-		err := c.earlyEndLocked()
-		c.mu.Unlock()
-		c.countError("stream", http2.ErrCodeRefusedStream)
-		c.queueControl(control{kind: uint8(http2.FrameRSTStream), id: f.StreamID, code: http2.ErrCodeRefusedStream})
-		return err
-	}
-	s := c.newStreamLocked(f.StreamID)
-	c.handlers++
-	s.req = requestOf(f)
-	s.req.tooLarge = f.Truncated
-	if f.StreamEnded() {
-		s.recvEOF = true
-	}
-	c.mu.Unlock()
-	accept(s)
-	return nil
-}
-
-func (c *Conn) endOfTrailers(s *Stream, f *http2.MetaHeadersFrame) {
-	if f.StreamEnded() {
-		c.mu.Lock()
-		s.recvEOF = true
-		s.cond.Broadcast()
-		c.mu.Unlock()
-	}
-}
-
-// requestOf reads a request; the method and pseudo-headers are checked by the server's
-// handler (Method), so that a bad request still gets an HTTP answer.
-func requestOf(f *http2.MetaHeadersFrame) *Request {
-	r := &Request{Authority: f.PseudoValue("authority"), Other: map[string]string{}}
-	r.Other[":method"] = f.PseudoValue("method")
-	// A CONNECT carries none of these (RFC 9113 §8.5); extended CONNECT (:protocol,
-	// RFC 8441) is not offered. Kept so the handler can refuse them with 400.
-	for _, name := range []string{"path", "scheme", "protocol"} {
-		if v := f.PseudoValue(name); v != "" {
-			r.Other[":"+name] = v
-		}
-	}
-	for _, h := range f.RegularFields() {
-		switch h.Name {
-		case "baggage":
-			r.Baggage = h.Value
-		case "forwarded":
-			r.Forwarded = h.Value
-		case "traceparent":
-			r.Traceparent = h.Value
-		default:
-			r.Other[h.Name] = h.Value
-		}
-	}
-	return r
 }
 
 // Method is the request's :method.

@@ -1,7 +1,6 @@
 package hbone
 
 import (
-	"fmt"
 	"io"
 	"sync"
 
@@ -42,21 +41,25 @@ func fastData(fh http2.FrameHeader) bool {
 }
 
 // readData reads one DATA frame's payload into its stream's receive buffer. handled
-// is false when the stream is gone or finished: the caller reads the frame through
-// the framer, whose onData credits and drops it.
+// is false when the frame needs judging beyond flow control (the stream is not open
+// for receiving, has a content-length to count, or is a response not yet answered):
+// the caller reads it through the framer, and onData decides.
 func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
 	n := int(fh.Length)
 	c.emptyData = 0
 	c.mu.Lock()
 	s := c.streams[fh.StreamID]
-	if s == nil || s.recvEOF {
+	if s == nil || s.recvEOF || s.contentLen >= 0 || (c.client && s.status == 0) {
 		c.mu.Unlock()
 		return false, nil
 	}
-	if len(s.rbuf)-s.roff+n > int(c.local.StreamWindow)+int(c.local.MaxFrameSize) {
+	if err := c.takeRecvWindowLocked(fh.Length); err != nil {
 		c.mu.Unlock()
-		return true, protocolError{http2.ErrCodeFlowControl,
-			fmt.Sprintf("stream %d exceeded its flow-control window", fh.StreamID)}
+		return true, err
+	}
+	if err := s.takeWindowLocked(fh.Length); err != nil {
+		c.mu.Unlock()
+		return true, err
 	}
 	base := s.reserveRecvLocked(n)
 	dst := s.rbuf[base : base+n]

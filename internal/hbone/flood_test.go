@@ -23,7 +23,7 @@ type errorCounts struct {
 	m  map[string]int
 }
 
-func (e *errorCounts) add(scope, code string) {
+func (e *errorCounts) add(scope, code, _ string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.m == nil {
@@ -36,6 +36,12 @@ func (e *errorCounts) get(scope, code string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.m[scope+"/"+code]
+}
+
+func (e *errorCounts) reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.m = nil
 }
 
 func (e *errorCounts) snapshot() map[string]int {

@@ -61,20 +61,34 @@ const lingerTime = time.Second
 // it: closing a socket with unread input makes the kernel send RST, which can destroy
 // the GOAWAY still in flight. So the GOAWAY is written, and what the peer still sends
 // is read and dropped for up to lingerTime (x/net's server does the same).
-func (c *Conn) goAwayAndLinger(code http2.ErrCode) {
-	c.countError("connection", code)
+func (c *Conn) goAwayAndLinger(code http2.ErrCode, reason string) {
+	c.countError("connection", code, reason)
 	c.nc.SetDeadline(time.Now().Add(lingerTime))
-	c.pushControl(control{kind: uint8(http2.FrameGoAway), code: code})
+	c.mu.Lock()
+	last := c.goAwayIDLocked()
+	c.mu.Unlock()
+	c.pushControl(control{kind: uint8(http2.FrameGoAway), id: last, code: code})
 	c.wmu.Lock()
 	c.flushControlLocked()
 	c.wmu.Unlock()
 	io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
 }
 
-func (c *Conn) countError(scope string, code http2.ErrCode) {
+func (c *Conn) countError(scope string, code http2.ErrCode, reason string) {
 	if c.local.CountError != nil {
-		c.local.CountError(scope, code.String())
+		c.local.CountError(scope, code.String(), reason)
 	}
+}
+
+// goAwayIDLocked is the last stream id a GOAWAY names: the highest the peer opened
+// (§6.8), and never more than a GOAWAY sent before said, since the peer may already
+// have retried the streams above it elsewhere.
+func (c *Conn) goAwayIDLocked() uint32 {
+	if c.goAwaySent && c.goAwayID < c.lastPeerID {
+		return c.goAwayID
+	}
+	c.goAwaySent, c.goAwayID = true, c.lastPeerID
+	return c.goAwayID
 }
 
 // handlerDone frees a handler's slot when it returns.

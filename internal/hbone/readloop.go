@@ -3,6 +3,7 @@ package hbone
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -40,58 +41,101 @@ func (c *Conn) Serve(h Handler) error {
 
 func (c *Conn) readLoop(accept func(*Stream)) error {
 	for {
-		f, err := c.readFrame()
-		if f == nil && err == nil {
-			c.tryFlushControl() // window updates for bytes the read loop delivered itself
-			continue            // a DATA frame went straight into its stream
+		fh, f, err := c.readFrame()
+		switch {
+		case err == nil && f == nil: // a DATA frame went straight into its stream
+		case err == nil:
+			err = c.handle(f, accept)
+		default:
+			var se http2.StreamError
+			if errors.As(err, &se) { // the framer found a stream error in a frame it parsed
+				err = c.onFramerStreamError(fh, se)
+			}
+		}
+		if err == nil && c.controlFlooded() {
+			err = ErrFlood
 		}
 		if err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) { // ours to detect: the peer is told with RST_STREAM
-				c.countError("stream", se.Code)
-				c.queueControl(control{kind: uint8(http2.FrameRSTStream), id: se.StreamID, code: se.Code})
-				err = c.streamError(se.StreamID, se.Code)
-			}
-			if err == nil {
-				continue
-			}
 			if code, ok := goAwayCode(err); ok {
-				c.goAwayAndLinger(code)
+				c.goAwayAndLinger(code, c.errReason(err))
 			}
 			return err
 		}
-		if err := c.handle(f, accept); err != nil || c.controlFlooded() {
-			if err == nil {
-				err = ErrFlood
-			}
-			code, ok := goAwayCode(err)
-			if !ok {
-				code = http2.ErrCodeProtocol
-			}
-			c.goAwayAndLinger(code)
-			return err
-		}
-		c.tryFlushControl() // what handling queued under c.mu, such as a reset stream's credit
+		c.tryFlushControl() // what handling queued under c.mu: resets, window updates
 	}
 }
 
 // readFrame returns the next frame the framer parses, or nil and no error when a
-// DATA frame's payload went straight into its stream's buffer.
-func (c *Conn) readFrame() (http2.Frame, error) {
+// DATA frame's payload went straight into its stream's buffer. A PRIORITY frame of
+// the wrong size is a stream error (§6.3), which the framer would make a connection
+// error: it is read here.
+func (c *Conn) readFrame() (http2.FrameHeader, http2.Frame, error) {
 	fh, err := c.fr.ReadFrameHeader()
 	if err != nil {
-		return nil, err
+		return fh, nil, err
 	}
-	if fastData(fh) {
+	switch {
+	case fastData(fh):
 		handled, err := c.readData(fh)
-		if err != nil {
-			return nil, err
+		if err != nil || handled {
+			return fh, nil, err
 		}
-		if handled {
-			return nil, nil
+	case fh.Type == http2.FramePriority && fh.Length != 5 && fh.StreamID != 0 && fh.Length <= c.local.MaxFrameSize:
+		if _, err := io.CopyN(io.Discard, c.nc, int64(fh.Length)); err != nil {
+			return fh, nil, err
 		}
+		return fh, nil, http2.StreamError{StreamID: fh.StreamID, Code: http2.ErrCodeFrameSize,
+			Cause: fmt.Errorf("PRIORITY frame of %d bytes, not 5", fh.Length)}
 	}
-	return c.fr.ReadFrameForHeader(fh)
+	f, err := c.fr.ReadFrameForHeader(fh)
+	return fh, f, err
+}
+
+// onFramerStreamError answers a stream error the framer reported: a WINDOW_UPDATE of
+// 0, a malformed header block (invalid names or values, pseudo-headers unknown,
+// repeated or after regular fields: §8.2.1, §8.3), or a PRIORITY of the wrong size.
+func (c *Conn) onFramerStreamError(fh http2.FrameHeader, se http2.StreamError) error {
+	reason := fmt.Sprintf("%v frame on stream %d: %v", fh.Type, se.StreamID, c.framerDetail(se))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, s := c.stateLocked(se.StreamID)
+	switch {
+	case fh.Type == http2.FrameHeaders && se.Cause == nil:
+		// The framer says nothing more of a HEADERS frame padded beyond its payload,
+		// which §6.2 makes a connection error.
+		return connError(http2.ErrCodeProtocol, "HEADERS frame on stream %d padded beyond its payload", se.StreamID)
+	case st == stateIdle && fh.Type == http2.FrameHeaders && c.peerOpens(se.StreamID) && !c.client:
+		// A malformed request: its HEADERS opened the stream, which ends at once.
+		c.lastPeerID = se.StreamID
+		return c.refuseLocked(se.StreamID, se.Code, reason)
+	case st == stateIdle: // RST_STREAM is forbidden on an idle stream (§6.4)
+		return connError(se.Code, "%s", reason)
+	case s == nil && c.causeLocked(se.StreamID) == closedByUs:
+		return nil // already reset by us: discarded
+	}
+	return c.streamErrorLocked(se.StreamID, se.Code, reason)
+}
+
+func (c *Conn) framerDetail(se http2.StreamError) error {
+	if se.Cause != nil {
+		return se.Cause
+	}
+	if d := c.fr.ErrorDetail(); d != nil {
+		return d
+	}
+	return errors.New(se.Code.String())
+}
+
+// errReason says what a connection-ending error was, for CountError.
+func (c *Conn) errReason(err error) string {
+	var pe protocolError
+	if errors.As(err, &pe) {
+		return pe.reason
+	}
+	if d := c.fr.ErrorDetail(); d != nil {
+		return d.Error()
+	}
+	return err.Error()
 }
 
 // protocolError is a connection error we detected; the peer is told its code in a GOAWAY.
@@ -102,8 +146,8 @@ type protocolError struct {
 
 func (e protocolError) Error() string { return fmt.Sprintf("%v: %s", e.code, e.reason) }
 
-// goAwayCode is the GOAWAY code for a connection-ending read error, if the peer broke
-// the protocol (rather than the connection breaking).
+// goAwayCode is the GOAWAY code for a connection-ending error, if the peer broke the
+// protocol (rather than the connection breaking).
 func goAwayCode(err error) (http2.ErrCode, bool) {
 	var pe protocolError
 	var ce http2.ConnectionError
@@ -118,161 +162,6 @@ func goAwayCode(err error) (http2.ErrCode, bool) {
 		return http2.ErrCodeFrameSize, true
 	}
 	return 0, false
-}
-
-func (c *Conn) handle(f http2.Frame, accept func(*Stream)) error {
-	switch f := f.(type) {
-	case *http2.DataFrame:
-		return c.onData(f)
-	case *http2.MetaHeadersFrame:
-		if accept != nil {
-			return c.onRequest(f, accept)
-		}
-		return c.onResponse(f)
-	case *http2.SettingsFrame:
-		return c.onSettings(f)
-	case *http2.WindowUpdateFrame:
-		return c.onWindowUpdate(f)
-	case *http2.RSTStreamFrame:
-		return c.streamError(f.StreamID, f.ErrCode)
-	case *http2.PingFrame:
-		c.onPing(f)
-	case *http2.GoAwayFrame:
-		c.onGoAway(f)
-	case *http2.PushPromiseFrame:
-		return errors.New("PUSH_PROMISE received, push is disabled")
-	}
-	return nil // PRIORITY and unknown frames are ignored, as RFC 9113 allows
-}
-
-func (c *Conn) onData(f *http2.DataFrame) error {
-	if err := c.countEmptyData(f); err != nil {
-		return err
-	}
-	data := f.Data()
-	c.mu.Lock()
-	c.recvUnacked += f.Length - uint32(len(data)) // padding is credited at once
-	s := c.streams[f.StreamID]
-	if s == nil || s.recvEOF {
-		// Closed stream: give the connection window back and forget the bytes.
-		c.recvUnacked += uint32(len(data))
-		inc := c.takeConnCreditLocked()
-		c.mu.Unlock()
-		if inc > 0 {
-			c.queueControl(control{kind: uint8(http2.FrameWindowUpdate), inc: inc})
-		}
-		return nil
-	}
-	if len(s.rbuf)-s.roff+len(data) > int(c.local.StreamWindow)+int(c.local.MaxFrameSize) {
-		c.mu.Unlock()
-		return protocolError{http2.ErrCodeFlowControl,
-			fmt.Sprintf("stream %d exceeded its flow-control window", f.StreamID)}
-	}
-	s.rbuf = append(s.rbuf, data...)
-	if f.StreamEnded() {
-		s.recvEOF = true
-	}
-	s.cond.Broadcast()
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *Conn) takeConnCreditLocked() uint32 {
-	if c.recvUnacked < c.local.ConnWindow/2 {
-		return 0
-	}
-	inc := c.recvUnacked
-	c.recvUnacked = 0
-	return inc
-}
-
-func (c *Conn) onSettings(f *http2.SettingsFrame) error {
-	if f.IsAck() {
-		return nil
-	}
-	c.mu.Lock()
-	err := f.ForeachSetting(func(st http2.Setting) error {
-		switch st.ID {
-		case http2.SettingMaxConcurrentStreams:
-			c.peerMaxStr = st.Val
-		case http2.SettingMaxFrameSize:
-			c.peerFrame = st.Val
-		case http2.SettingInitialWindowSize:
-			delta := int32(st.Val) - c.peerWindow
-			c.peerWindow = int32(st.Val)
-			for _, s := range c.streams {
-				s.sendWindow += delta
-				s.cond.Broadcast()
-			}
-		}
-		return nil
-	})
-	c.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	c.queueControl(control{kind: uint8(http2.FrameSettings)})
-	return nil
-}
-
-func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f.StreamID == 0 {
-		if int64(c.sendWindow)+int64(f.Increment) > 1<<31-1 {
-			return errors.New("connection flow-control window overflow")
-		}
-		c.sendWindow += int32(f.Increment)
-		for _, s := range c.streams {
-			s.cond.Broadcast()
-		}
-		return nil
-	}
-	if s := c.streams[f.StreamID]; s != nil {
-		s.sendWindow += int32(f.Increment)
-		s.cond.Broadcast()
-	}
-	return nil
-}
-
-// streamError ends one stream (RST_STREAM received, or a stream-level protocol error).
-// A stream ended before we answered it draws on the reset budget: ErrFlood when spent.
-func (c *Conn) streamError(id uint32, code http2.ErrCode) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.streams[id]
-	if s == nil {
-		return nil
-	}
-	s.resetErr = http2.StreamError{StreamID: id, Code: code}
-	s.removeLocked()
-	if !s.answered {
-		return c.earlyEndLocked()
-	}
-	return nil
-}
-
-func (c *Conn) onPing(f *http2.PingFrame) {
-	if f.IsAck() {
-		c.mu.Lock()
-		c.pingSent = time.Time{}
-		c.mu.Unlock()
-		return
-	}
-	c.queueControl(control{kind: uint8(http2.FramePing), ping: f.Data})
-}
-
-func (c *Conn) onGoAway(f *http2.GoAwayFrame) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.goAway = true
-	for id, s := range c.streams {
-		if id > f.LastStreamID && c.client {
-			s.resetErr = fmt.Errorf("%w: stream %d not processed", ErrGoAway, id)
-			s.removeLocked()
-		}
-	}
-	c.closeIfDrainedLocked()
 }
 
 // startPings sends a PING every interval; one unanswered for the timeout ends the
@@ -335,7 +224,7 @@ func (c *Conn) teardown(err error) error {
 		if s.resetErr == nil {
 			s.resetErr = c.err
 		}
-		s.removeLocked()
+		s.removeLocked(closedByUs)
 	}
 	c.mu.Unlock()
 	c.nc.Close()

@@ -25,7 +25,8 @@ type Request struct {
 	// Other holds any other request headers a peer sent (lowercase names).
 	Other map[string]string
 
-	tooLarge bool // the header list exceeded MaxHeaderListSize: answered 431 by Serve
+	tooLarge   bool  // the header list exceeded MaxHeaderListSize: answered 431 by Serve
+	contentLen int64 // declared content-length, -1 if none
 }
 
 // Authority is a parsed :authority: an address, or a hostname and port.

@@ -29,6 +29,8 @@ type Stream struct {
 	delivered  int64     // bytes the read loop wrote to sink
 	recvEOF    bool      // END_STREAM received
 	unacked    uint32    // bytes read but not yet credited back to the peer
+	recvWindow int64     // what the peer may still send before our next WINDOW_UPDATE
+	contentLen int64     // server: content-length bytes still to come; -1 when none was declared
 	sendWindow int32
 	sentEnd    bool  // END_STREAM sent
 	resetErr   error // RST_STREAM either way, or the connection died
@@ -40,7 +42,8 @@ type Stream struct {
 }
 
 func (c *Conn) newStreamLocked(id uint32) *Stream {
-	s := &Stream{c: c, id: id, sendWindow: c.peerWindow}
+	s := &Stream{c: c, id: id, sendWindow: c.peerWindow, contentLen: -1,
+		recvWindow: int64(max(c.local.StreamWindow, initialWindow))} // the peer may not have our SETTINGS yet
 	s.cond = sync.NewCond(&c.mu)
 	c.streams[id] = s
 	c.active++
@@ -104,10 +107,9 @@ func (s *Stream) creditLocked(n uint32) (streamInc, connInc uint32) {
 	c.recvUnacked += n
 	if !s.recvEOF && s.unacked >= c.local.StreamWindow/2 {
 		streamInc, s.unacked = s.unacked, 0
+		s.recvWindow += int64(streamInc)
 	}
-	if c.recvUnacked >= c.local.ConnWindow/2 {
-		connInc, c.recvUnacked = c.recvUnacked, 0
-	}
+	connInc = c.takeConnCreditLocked()
 	return streamInc, connInc
 }
 
@@ -176,20 +178,29 @@ func (s *Stream) CloseWrite() error {
 	return nil
 }
 
-// Close ends both directions. A stream not yet finished both ways is reset (CANCEL),
-// which ends this tunnel only.
+// Close ends both directions. A stream not yet finished both ways is reset, which
+// ends this tunnel only: CANCEL, or NO_ERROR from a server that sent its whole answer
+// and wants no more of the request (§8.1).
 func (s *Stream) Close() error {
 	c := s.c
 	c.mu.Lock()
-	done := s.removed || (s.sentEnd && s.recvEOF)
-	if !done {
-		s.resetErr = net.ErrClosed
-		s.removeLocked()
+	if s.removed {
+		c.mu.Unlock()
+		return nil
 	}
+	if s.sentEnd && s.recvEOF { // finished both ways, bytes left unread
+		s.removeLocked(closedDone)
+		c.mu.Unlock()
+		return nil
+	}
+	code := http2.ErrCodeCancel
+	if s.sentEnd && !c.client {
+		code = http2.ErrCodeNo
+	}
+	s.resetErr = net.ErrClosed
+	s.removeLocked(closedByUs)
 	c.mu.Unlock()
-	if !done {
-		c.writeRST(s.id, http2.ErrCodeCancel)
-	}
+	c.writeRST(s.id, code)
 	return nil
 }
 
@@ -202,25 +213,27 @@ func (s *Stream) Reset(code http2.ErrCode) {
 		return
 	}
 	s.resetErr = http2.StreamError{StreamID: s.id, Code: code}
-	s.removeLocked()
+	s.removeLocked(closedByUs)
 	c.mu.Unlock()
 	c.writeRST(s.id, code)
 }
 
 func (s *Stream) maybeRemoveLocked() {
 	if s.sentEnd && s.recvEOF && s.roff == len(s.rbuf) {
-		s.removeLocked()
+		s.removeLocked(closedDone)
 	}
 }
 
-// removeLocked forgets the stream. Bytes it received and no one has read yet still hold
-// connection window at the peer: they are credited back now, or a connection whose
-// streams are often reset with data in flight would starve every later stream.
-func (s *Stream) removeLocked() {
+// removeLocked forgets the stream, remembering how it closed. Bytes it received and no
+// one has read yet still hold connection window at the peer: they are credited back
+// now, or a connection whose streams are often reset with data in flight would starve
+// every later stream.
+func (s *Stream) removeLocked(cause closeCause) {
 	if s.removed {
 		return
 	}
 	s.removed = true
+	s.c.closedIDs.mark(s.id, cause)
 	// The bytes stay readable (a stream reset after its data still delivers it); Read
 	// does not credit them a second time.
 	s.c.recvUnacked += uint32(len(s.rbuf) - s.roff)
