@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
@@ -112,5 +113,51 @@ func TestParseSpec(t *testing.T) {
 		if err != nil || s.String() != tt.want {
 			t.Errorf("ParseSpec(%q) = %q, %v; want %q", tt.in, s, err, tt.want)
 		}
+	}
+}
+
+// The throttle writes Burst lines of a kind per second, counts the rest, and reports
+// them on the next line written; kinds do not share a budget.
+func TestThrottle(t *testing.T) {
+	th := NewThrottle(2)
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		kind       string
+		at         time.Duration
+		ok         bool
+		suppressed int
+	}{
+		{"a", 0, true, 0},
+		{"a", 100 * time.Millisecond, true, 0},
+		{"a", 200 * time.Millisecond, false, 0},
+		{"b", 300 * time.Millisecond, true, 0}, // another kind has its own budget
+		{"a", 900 * time.Millisecond, false, 0},
+		{"a", 1000 * time.Millisecond, true, 2}, // a new second: the two left out are reported
+		{"a", 1100 * time.Millisecond, true, 0},
+		{"a", 5 * time.Second, true, 0},
+	}
+	for i, s := range steps {
+		ok, n := th.allow(s.kind, t0.Add(s.at))
+		if ok != s.ok || n != s.suppressed {
+			t.Errorf("step %d (%s at %v): allowed %v, suppressed %d; want %v, %d", i, s.kind, s.at, ok, n, s.ok, s.suppressed)
+		}
+	}
+}
+
+// Log adds suppressed=N to the line that follows suppressed ones.
+func TestThrottleLog(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&buf, nil))
+	th := NewThrottle(1)
+	for range 3 {
+		th.Log(l, slog.LevelWarn, "k", "noisy")
+	}
+	if got := strings.Count(buf.String(), "noisy"); got != 1 {
+		t.Errorf("%d lines in the first second, want 1:\n%s", got, buf.String())
+	}
+	th.kinds["k"].window = th.kinds["k"].window.Add(-time.Second) // the next second
+	th.Log(l, slog.LevelWarn, "k", "noisy")
+	if !strings.Contains(buf.String(), "suppressed=2") {
+		t.Errorf("no suppressed=2 on the next line:\n%s", buf.String())
 	}
 }

@@ -62,6 +62,7 @@ type Traffic struct {
 	received, sent         *prometheus.CounterVec
 	open                   *prometheus.GaugeVec
 	hboneErrors            *prometheus.CounterVec
+	handshakeFailures      *prometheus.CounterVec
 }
 
 // NewTraffic registers the TCP metrics on reg, under the names Istio's dashboards and
@@ -83,7 +84,10 @@ func NewTraffic(reg prometheus.Registerer) *Traffic {
 	t.hboneErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ztunnel_hbone_errors_total",
 		Help: "HTTP/2 protocol errors and floods detected on HBONE connections, by scope and code"},
 		[]string{"scope", "code"})
-	reg.MustRegister(t.opened, t.closed, t.failed, t.received, t.sent, t.open, t.hboneErrors)
+	t.handshakeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ztunnel_hbone_handshake_failures_total",
+		Help: "Inbound HBONE connections that never carried a stream: TLS handshake failed or timed out, or no HTTP/2 preface"},
+		[]string{"reason"})
+	reg.MustRegister(t.opened, t.closed, t.failed, t.received, t.sent, t.open, t.hboneErrors, t.handshakeFailures)
 	return t
 }
 
@@ -91,6 +95,14 @@ func NewTraffic(reg prometheus.Registerer) *Traffic {
 func (t *Traffic) HBONEError(scope, code string) {
 	if t != nil {
 		t.hboneErrors.WithLabelValues(scope, code).Inc()
+	}
+}
+
+// HandshakeFailure counts an inbound connection that failed before HTTP/2: reason
+// "timeout", "tls" or "not_http2".
+func (t *Traffic) HandshakeFailure(reason string) {
+	if t != nil {
+		t.handshakeFailures.WithLabelValues(reason).Inc()
 	}
 }
 

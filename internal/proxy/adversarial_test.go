@@ -62,7 +62,7 @@ func (b *bed) rawCONNECT(t *testing.T, fields []hpack.HeaderField, data []byte) 
 		case *http2.MetaHeadersFrame:
 			return f.PseudoValue("status")
 		case *http2.RSTStreamFrame:
-			return ""
+			return "RST " + f.ErrCode.String()
 		}
 	}
 }
@@ -77,7 +77,9 @@ func connect(authority string, extra ...string) []hpack.HeaderField {
 
 // Bad requests and authorities on 15008 are answered 400 (503 for a hostname no
 // service has), and nothing is dialed for them: the app counts no connection
-// (catalogue BI-1, BI-2, BI-3).
+// (catalogue BI-1, BI-2, BI-3). A CONNECT that RFC 9113 §8.5 makes malformed is
+// reset (PROTOCOL_ERROR) before any handler sees it, as Rust's h2 does: it has
+// :scheme or :path, :protocol (extended CONNECT is not offered), or no :authority.
 func TestBadConnectRequests(t *testing.T) {
 	ztest.NoLeaks(t)
 	b := newBed(t)
@@ -92,10 +94,12 @@ func TestBadConnectRequests(t *testing.T) {
 	}{
 		{"GET", method("GET"), "400"},
 		{"POST", method("POST"), "400"},
-		{"CONNECT with :path and :scheme", method("CONNECT"), "400"},
-		{"extended CONNECT", connect("127.0.11.1:9006", ":protocol", "websocket"), "400"},
-		{"no authority", []hpack.HeaderField{{Name: ":method", Value: "CONNECT"}}, "400"},
-		{"empty authority", connect(""), "400"},
+		{"CONNECT with :path and :scheme", method("CONNECT"), "RST PROTOCOL_ERROR"},
+		{"extended CONNECT", connect("127.0.11.1:9006", ":protocol", "websocket"), "RST PROTOCOL_ERROR"},
+		{"no authority", []hpack.HeaderField{{Name: ":method", Value: "CONNECT"}}, "RST PROTOCOL_ERROR"},
+		{"empty authority", connect(""), "RST PROTOCOL_ERROR"},
+		{"connection-specific header", connect("127.0.11.1:9006", "connection", "close"), "RST PROTOCOL_ERROR"},
+		{"host unlike :authority", connect("127.0.11.1:9006", "host", "127.0.11.2:9006"), "RST PROTOCOL_ERROR"},
 		{"no port", connect("127.0.11.1"), "400"},
 		{"no host", connect(":9006"), "400"},
 		{"unclosed bracket", connect("[::1"), "400"},

@@ -25,7 +25,7 @@ func (p *Proxy) serveInbound(nc net.Conn) {
 	local, peer := addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
 	tc := tls.Server(nc, mtls.ServerConfig(p.certForLocal))
 	if err := mtls.Handshake(context.Background(), tc, p.deps.Config.Limits.HandshakeTimeout); err != nil {
-		p.log.Warn("inbound TLS handshake failed", "src.addr", peer.String(), "dst.addr", local.String(), "error", err)
+		p.handshakeFailed("tls", "inbound TLS handshake failed", peer, local, err)
 		nc.Close()
 		return
 	}
@@ -35,9 +35,9 @@ func (p *Proxy) serveInbound(nc net.Conn) {
 		return
 	}
 	nc.SetReadDeadline(time.Now().Add(p.handshakeTimeout()))
-	hc, err := hbone.NewServerConn(tc, p.settings)
+	hc, err := hbone.NewServerConn(tc, p.settingsFor(peer))
 	if err != nil {
-		p.log.Warn("inbound connection is not HTTP/2", "src.addr", peer.String(), "error", err)
+		p.handshakeFailed("not_http2", "inbound connection is not HTTP/2", peer, local, err)
 		nc.Close()
 		return
 	}
@@ -85,7 +85,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	defer p.deps.ConnLimit.release()
 	target, dstW, code, err := p.inboundTarget(snap, req, local.Addr())
 	if err != nil {
-		log.Warn("CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
+		p.noise.Log(log, slog.LevelWarn, noiseRefused, "CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
 		p.failed(r, "CONNECT", err)
 		st.Respond(code)
 		return
@@ -102,7 +102,8 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	}
 	up, err := p.dialApp(peer, target)
 	if err != nil {
-		log.Warn("CONNECT refused", "dst.hbone_addr", req.Authority, "status", http.StatusServiceUnavailable, "error", err)
+		p.noise.Log(log, slog.LevelWarn, noiseRefused, "CONNECT refused", "dst.hbone_addr", req.Authority,
+			"status", http.StatusServiceUnavailable, "error", err)
 		p.failed(r, "CONNECT", err)
 		st.Respond(http.StatusServiceUnavailable)
 		return
@@ -167,8 +168,8 @@ func (p *Proxy) inboundService(snap *state.Snapshot, req *hbone.Request, w *stat
 // which status refuses it: 400 for a malformed request, an IP that is not this
 // workload's, or one of ztunnel's ports; 503 when the target cannot be resolved.
 func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local netip.Addr) (netip.AddrPort, *state.Workload, int, error) {
-	if req.Method() != "CONNECT" || req.Other[":path"] != "" || req.Other[":scheme"] != "" || req.Other[":protocol"] != "" {
-		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("not a plain CONNECT request (method %q)", req.Method())
+	if req.Method() != "CONNECT" { // a malformed CONNECT never gets here: hbone resets it
+		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("not a CONNECT request (method %q)", req.Method())
 	}
 	auth, err := hbone.ParseAuthority(req.Authority)
 	if err != nil {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -45,15 +46,10 @@ var (
 	errHalfClosedIdle = errors.New("half-closed and idle (HALF_CLOSED_TIMEOUT)")
 )
 
-// overLimit logs a refusal at the cap, at most once a second: a flood must not become
+// overLimit logs a refusal at the cap, a few times a second: a flood must not become
 // a log flood.
 func (p *Proxy) overLimit(where any) {
-	now := time.Now().UnixNano()
-	last := p.lastOverLimit.Load()
-	if now-last < int64(time.Second) || !p.lastOverLimit.CompareAndSwap(last, now) {
-		return
-	}
-	p.log.Warn("connection refused", "addr", fmt.Sprint(where), "error", errOverLimit,
+	p.noise.Log(p.log, slog.LevelWarn, noiseCap, "connection refused", "addr", fmt.Sprint(where), "error", errOverLimit,
 		"held", p.deps.ConnLimit.Held())
 }
 

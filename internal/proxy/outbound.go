@@ -143,7 +143,7 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 			nc.Close()
 			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.dial, err)
 		}
-		return hbone.NewClientConn(tc, p.settings)
+		return hbone.NewClientConn(tc, p.settingsFor(addrPort(nc.RemoteAddr())))
 	}
 	st, err := p.pool.Connect(ctx, key, req, dial)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
@@ -100,7 +99,7 @@ type Proxy struct {
 	tracker   *tracker
 	ownPorts  []uint16 // ztunnel's data-plane ports: never a tunnel target
 
-	lastOverLimit atomic.Int64 // unix nanos of the last "connection refused" at the cap
+	noise *logging.Throttle // log budget of per-peer noise (noise.go)
 
 	mu        sync.Mutex // guards listeners and inbound
 	listeners []boundListener
@@ -122,11 +121,11 @@ func New(d Deps) *Proxy {
 	}
 	c := d.Config
 	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
-		inbound: map[*hbone.Conn]struct{}{},
+		inbound: map[*hbone.Conn]struct{}{}, noise: logging.NewThrottle(noiseBurst),
 		settings: hbone.Settings{StreamWindow: c.WindowSize, ConnWindow: c.ConnectionWindowSize,
 			MaxFrameSize: c.FrameSize, MaxStreams: c.Limits.MaxStreams, MaxHeaderListSize: c.Limits.MaxHeaderListSize,
 			MaxQueuedControl: c.Limits.MaxQueuedControl, MaxEmptyData: c.Limits.MaxEmptyData, ResetsPerSecond: c.Limits.ResetsPerSecond,
-			CountError: d.Traffic.HBONEError}}
+		}}
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(c.Limits.MaxConnections)
 	}

@@ -21,7 +21,8 @@ type kase struct {
 var catalogue = []kase{
 	// Bad input (BI).
 	{"BI-1", "non-CONNECT and h2 violations on 15008", []string{"internal/proxy.TestBadConnectRequests", "internal/metrics.TestHBONEErrorsCounted",
-		"internal/hbone.TestProtocolViolationsEndTheConnection", "internal/hbone.TestStreamLevelErrorResetsOnlyThatStream"},
+		"internal/hbone.TestProtocolViolationsEndTheConnection", "internal/hbone.TestStreamLevelErrorResetsOnlyThatStream",
+		"internal/hbone.TestConformanceStreamStates", "internal/hbone.TestConformanceFrames", "internal/hbone.TestConformanceMessages"},
 		"A bad preface is refused by NewServerConn: internal/proxy.TestGarbageOn15008 sends one."},
 	{"BI-2", "malformed :authority", []string{"internal/proxy.TestBadConnectRequests", "internal/hbone.TestParseAuthority",
 		"internal/hbone.FuzzParseAuthority"}, "PROXY protocol is not emitted, so there are no TLV lengths to bound."},
@@ -35,7 +36,8 @@ var catalogue = []kase{
 	{"BI-6", "CONTINUATION flood", []string{"internal/hbone.TestContinuationFloodEndsConnection",
 		"internal/hbone.TestToolchainHasHTTP2Fixes"}, ""},
 	{"BI-7", "garbage and downgraded TLS on 15008", []string{"internal/proxy.TestGarbageOn15008",
-		"internal/proxy.TestSilentClientsDroppedAfterHandshakeTimeout", "internal/mtls.TestMutualTLS"}, ""},
+		"internal/proxy.TestSilentClientsDroppedAfterHandshakeTimeout", "internal/mtls.TestMutualTLS",
+		"internal/proxy.TestHandshakeFloodLogIsBounded"}, "Each failure is counted; its log line is throttled."},
 	{"BI-8", "wrong or odd identity in SANs", []string{"internal/identity.TestParse", "internal/identity.TestNewCertRefuses",
 		"internal/mtls.TestMutualTLS", "internal/proxy.TestWrongServerIdentityRefused", "internal/proxy.TestInboundRefusals"}, ""},
 	{"BI-9", "expired and not-yet-valid certificates", []string{"internal/mtls.TestBadClientCertificates",
