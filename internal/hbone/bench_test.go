@@ -9,36 +9,14 @@ import (
 
 // BenchmarkStream moves 64 KiB writes through one HBONE stream over loopback TCP: the
 // steady state of a bulk tunnel. It must not allocate per operation.
-func BenchmarkStream(b *testing.B) {
-	done := make(chan struct{})
-	c := pairB(b, func(s *hbone.Stream) {
-		s.Respond(200)
-		io.Copy(io.Discard, s)
-		s.CloseWrite()
-		close(done)
-	})
-	st, err := openB(c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := st.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	st.CloseWrite()
-	<-done
-	st.Close()
-}
+func BenchmarkStream(b *testing.B) { benchStream(b, 64<<10) }
 
 // BenchmarkSmallFrames sends 512-byte writes, one DATA frame each: the per-frame cost
 // of the read loop (state check, window accounting), as interactive tunnels pay it.
-func BenchmarkSmallFrames(b *testing.B) {
+func BenchmarkSmallFrames(b *testing.B) { benchStream(b, 512) }
+
+// benchStream writes size-byte buffers through one stream to a server that drains it.
+func benchStream(b *testing.B, size int) {
 	done := make(chan struct{})
 	c := pairB(b, func(s *hbone.Stream) {
 		s.Respond(200)
@@ -50,16 +28,7 @@ func BenchmarkSmallFrames(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	buf := make([]byte, 512)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := st.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
+	writeLoop(b, st, size)
 	st.CloseWrite()
 	<-done
 	st.Close()
@@ -91,4 +60,18 @@ func BenchmarkStreamChurn(b *testing.B) {
 		io.Copy(io.Discard, st)
 		st.Close()
 	}
+}
+
+// writeLoop writes size-byte buffers to w for the benchmark's iterations.
+func writeLoop(b *testing.B, w io.Writer, size int) {
+	buf := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := w.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
 }

@@ -64,12 +64,12 @@ func TestPeerDeathFailsEveryStream(t *testing.T) {
 // ends after PingTimeout instead of holding its goroutines forever.
 func TestSilentPeerEndedByPing(t *testing.T) {
 	ping := hbone.Settings{PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond}
-	cases := map[string]func(p *rawPeer){
-		"says nothing after the preface": func(p *rawPeer) {},
-		"HEADERS without END_HEADERS, then silence": func(p *rawPeer) {
+	cases := map[string]func(p *h2peer){
+		"says nothing after the preface": func(p *h2peer) {},
+		"HEADERS without END_HEADERS, then silence": func(p *h2peer) {
 			p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: p.block("10.0.0.1:80")})
 		},
-		"opens a stream and never reads": func(p *rawPeer) { p.connect(1) },
+		"opens a stream and never reads": func(p *h2peer) { p.connect(1) },
 	}
 	for name, act := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestHPACKAmplificationAnswered431(t *testing.T) {
 		block.WriteByte(0x80 | 62) // indexed header field, dynamic table index 62
 	}
 	p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
-	f := p.until(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
+	f := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
 	if h, ok := f.(*http2.MetaHeadersFrame); !ok || h.PseudoValue("status") != "431" {
 		t.Errorf("answer %v, want :status 431", f)
 	}
@@ -156,7 +156,7 @@ func TestSettingsStormKeepsServing(t *testing.T) {
 		}
 		p.connect(1)
 	}()
-	f := p.until(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
+	f := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
 	if h, ok := f.(*http2.MetaHeadersFrame); !ok || h.PseudoValue("status") != "200" {
 		t.Errorf("after the storm: %v, want :status 200", f)
 	}

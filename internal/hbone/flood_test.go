@@ -56,33 +56,33 @@ func TestProtocolViolationsEndTheConnection(t *testing.T) {
 	ztest.NoLeaks(t)
 	cases := []struct {
 		name string
-		send func(p *rawPeer)
+		send func(p *h2peer)
 		want http2.ErrCode
 	}{
-		{"DATA on stream 0", func(p *rawPeer) {
+		{"DATA on stream 0", func(p *h2peer) {
 			p.fr.WriteData(0, false, []byte("x"))
 		}, http2.ErrCodeProtocol},
-		{"HEADERS on an even stream", func(p *rawPeer) { p.connect(2) }, http2.ErrCodeProtocol},
-		{"stream id going backwards", func(p *rawPeer) { p.connect(5); p.connect(3) }, http2.ErrCodeProtocol},
-		{"window over 2^31-1", func(p *rawPeer) {
+		{"HEADERS on an even stream", func(p *h2peer) { p.connect(2) }, http2.ErrCodeProtocol},
+		{"stream id going backwards", func(p *h2peer) { p.connect(5); p.connect(3) }, http2.ErrCodeProtocol},
+		{"window over 2^31-1", func(p *h2peer) {
 			p.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
 		}, http2.ErrCodeFlowControl},
-		{"frame larger than our maximum", func(p *rawPeer) {
+		{"frame larger than our maximum", func(p *h2peer) {
 			p.connect(1)
 			p.fr.WriteData(1, false, make([]byte, 32<<10))
 		}, http2.ErrCodeFrameSize},
-		{"PUSH_PROMISE from a client", func(p *rawPeer) {
+		{"PUSH_PROMISE from a client", func(p *h2peer) {
 			p.connect(1)
 			p.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: p.block("x:1"), EndHeaders: true})
 		}, http2.ErrCodeProtocol},
-		{"CONTINUATION without HEADERS", func(p *rawPeer) { p.fr.WriteContinuation(1, true, p.block("x:1")) }, http2.ErrCodeProtocol},
-		{"DATA beyond the stream window", func(p *rawPeer) {
+		{"CONTINUATION without HEADERS", func(p *h2peer) { p.fr.WriteContinuation(1, true, p.block("x:1")) }, http2.ErrCodeProtocol},
+		{"DATA beyond the stream window", func(p *h2peer) {
 			p.connect(1)
 			for range 5 {
 				p.fr.WriteData(1, false, make([]byte, 16384))
 			}
 		}, http2.ErrCodeFlowControl},
-		{"empty DATA flood", func(p *rawPeer) {
+		{"empty DATA flood", func(p *h2peer) {
 			p.connect(1)
 			for range 101 { // one past the limit, and nothing unread after it
 				p.fr.WriteData(1, false, nil)
@@ -162,7 +162,7 @@ func TestExcessStreamsRefused(t *testing.T) {
 		p.connect(id)
 	}
 	refused := map[uint32]bool{}
-	p.until(func(f http2.Frame) bool {
+	p.await(func(f http2.Frame) bool {
 		if r, ok := f.(*http2.RSTStreamFrame); ok && r.ErrCode == http2.ErrCodeRefusedStream {
 			refused[r.StreamID] = true
 		}
@@ -192,7 +192,7 @@ func TestOversizedHeaders(t *testing.T) {
 	p.connect(1, many...)
 	p.connect(3)
 	status := map[uint32]string{}
-	p.until(func(f http2.Frame) bool {
+	p.await(func(f http2.Frame) bool {
 		if h, ok := f.(*http2.MetaHeadersFrame); ok {
 			status[h.StreamID] = h.PseudoValue("status")
 		}
@@ -272,7 +272,7 @@ func TestStreamLevelErrorResetsOnlyThatStream(t *testing.T) {
 	p.fr.WriteData(3, true, []byte("ping"))
 	var reset http2.ErrCode
 	var echoed []byte
-	p.until(func(f http2.Frame) bool {
+	p.await(func(f http2.Frame) bool {
 		switch f := f.(type) {
 		case *http2.RSTStreamFrame:
 			if f.StreamID == 1 {

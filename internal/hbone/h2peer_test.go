@@ -57,11 +57,25 @@ func serverHandler(s *hbone.Stream) {
 	<-s.Conn().Done()
 }
 
-// newPeer connects a peer to a fresh Conn of ours in the given role.
+// newPeer connects a peer to a fresh Conn of ours in the given role; our server runs
+// serverHandler.
 func newPeer(t *testing.T, server bool, s hbone.Settings) *h2peer {
 	t.Helper()
+	return newPeerWith(t, server, s, serverHandler)
+}
+
+// dialRaw connects a peer, as a client, to a server of ours running h.
+func dialRaw(t *testing.T, s hbone.Settings, h hbone.Handler) *h2peer {
+	t.Helper()
+	return newPeerWith(t, true, s, h)
+}
+
+func newPeerWith(t *testing.T, server bool, s hbone.Settings, h hbone.Handler) *h2peer {
+	t.Helper()
 	p := &h2peer{t: t, server: server, counted: &errorCounts{}, ended: make(chan error, 1), stream: make(chan *hbone.Stream, 1)}
-	s.CountError = p.counted.add
+	if s.CountError == nil {
+		s.CountError = p.counted.add
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -98,14 +112,14 @@ func newPeer(t *testing.T, server bool, s hbone.Settings) *h2peer {
 	p.henc = hpack.NewEncoder(&p.hbuf)
 	p.nc.SetDeadline(time.Now().Add(20 * time.Second))
 	if server {
-		p.startServer(&wg, ours, s)
+		p.startServer(&wg, ours, s, h)
 	} else {
 		p.startClient(&wg, ours, s)
 	}
 	return p
 }
 
-func (p *h2peer) startServer(wg *sync.WaitGroup, nc net.Conn, s hbone.Settings) {
+func (p *h2peer) startServer(wg *sync.WaitGroup, nc net.Conn, s hbone.Settings, h hbone.Handler) {
 	wg.Go(func() {
 		sc, err := hbone.NewServerConn(nc, s)
 		if err != nil {
@@ -114,7 +128,7 @@ func (p *h2peer) startServer(wg *sync.WaitGroup, nc net.Conn, s hbone.Settings) 
 			return
 		}
 		p.ours = sc
-		p.ended <- sc.Serve(serverHandler)
+		p.ended <- sc.Serve(h)
 	})
 	p.nc.Write([]byte(http2.ClientPreface))
 	p.fr.WriteSettings()
@@ -250,4 +264,53 @@ func describe(f http2.Frame) string {
 		return "RST_STREAM " + f.ErrCode.String()
 	}
 	return f.Header().String()
+}
+
+// block encodes a CONNECT header block for authority, plus extra name/value pairs.
+func (p *h2peer) block(authority string, extra ...string) []byte {
+	return p.encode(append([]string{":method", "CONNECT", ":authority", authority}, extra...)...)
+}
+
+// connect opens stream id with a CONNECT.
+func (p *h2peer) connect(id uint32, extra ...string) error {
+	return p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: p.block("10.0.0.1:80", extra...), EndHeaders: true})
+}
+
+// goAway is the code of our side's GOAWAY; it fails the test if the connection ends
+// without one.
+func (p *h2peer) goAway() http2.ErrCode {
+	p.t.Helper()
+	f := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
+	if f == nil {
+		p.t.Fatal("connection ended without GOAWAY")
+	}
+	p.nc.Close() // as a client does after GOAWAY: our side stops lingering
+	return f.(*http2.GoAwayFrame).ErrCode
+}
+
+// flooded checks that our server ended the connection for a flood: Serve returned
+// ErrFlood, and the GOAWAY, if it arrived before the RST that closing a socket with
+// unread input sends, said ENHANCE_YOUR_CALM.
+func (p *h2peer) flooded() {
+	p.t.Helper()
+	f := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
+	p.nc.Close()
+	if g, ok := f.(*http2.GoAwayFrame); ok && g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		p.t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", g.ErrCode)
+	}
+	if err := p.serverEnded(); !errors.Is(err, hbone.ErrFlood) {
+		p.t.Errorf("server connection ended with %v, want %v", err, hbone.ErrFlood)
+	}
+}
+
+// serverEnded waits for our Conn's Serve (or Run) to return.
+func (p *h2peer) serverEnded() error {
+	p.t.Helper()
+	select {
+	case err := <-p.ended:
+		return err
+	case <-time.After(10 * time.Second):
+		p.t.Fatal("our connection still up after 10 s")
+		return nil
+	}
 }

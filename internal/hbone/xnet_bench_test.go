@@ -48,16 +48,7 @@ func BenchmarkXNetStream(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	buf := make([]byte, 64<<10)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := pw.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
+	writeLoop(b, pw, 64<<10)
 	pw.Close()
 	<-done
 	resp.Body.Close()
