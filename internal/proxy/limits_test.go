@@ -142,4 +142,7 @@ func TestSilentClientsDroppedAfterHandshakeTimeout(t *testing.T) {
 		}
 		c.Close()
 	}
+	ztest.Eventually(t, "both timeouts counted", func() bool {
+		return ztest.MetricValue(t, b.b.metrics, "ztunnel_hbone_handshake_failures_total", map[string]string{"reason": "timeout"}) == 2
+	})
 }
