@@ -78,9 +78,13 @@ func TestTenThousandTunnels(t *testing.T) {
 			t.Fatalf("node 1 still has %d goroutines 30 s after the client closed, %d before", runtime.NumGoroutine(), baseG)
 		}
 	}
-	if hbone := established(t, echo, 15008); hbone > 1 {
-		t.Errorf("%d HBONE connections left after the pool's idle timeout", hbone)
-	}
+	// The goroutines are back once most connections are gone, but connections go idle
+	// as their last tunnel ends, spread over a few of the pool's sweeps: the last may
+	// still be within POOL_UNUSED_RELEASE_TIMEOUT. A stream left open in one would keep
+	// it forever.
+	ztest.Eventually(t, "at most one HBONE connection left after the pool's idle timeout", func() bool {
+		return established(t, echo, 15008) <= 1
+	})
 }
 
 // buildTool builds a command of this module into dir.
