@@ -34,6 +34,20 @@ func TestConformanceMessages(t *testing.T) {
 			p.headers(1, false, get...)
 			p.headers(1, true, "x-trailer", "1")
 		}, want: accepted},
+		// "a server MAY request that the client abort transmission of a request without
+		// error by sending a RST_STREAM with an error code of NO_ERROR after sending a
+		// complete response", as Rust's h2 does (maybe_cancel in streams.rs).
+		{rule: "8.1 a complete answer before the request ends, then RST_STREAM(NO_ERROR)", roles: serverOnly, send: func(p *h2peer) {
+			p.headers(1, false, ":method", "CONNECT", ":authority", refuseAuthority)
+			f := p.await(func(f http2.Frame) bool { h, ok := f.(*http2.MetaHeadersFrame); return ok && h.StreamID == 1 })
+			if h := f.(*http2.MetaHeadersFrame); h.PseudoValue("status") != "403" || !h.StreamEnded() {
+				p.t.Errorf("answer %v, end %v; want a complete 403", h.Fields, h.StreamEnded())
+			}
+			f = p.await(func(f http2.Frame) bool { r, ok := f.(*http2.RSTStreamFrame); return ok && r.StreamID == 1 })
+			if r, ok := f.(*http2.RSTStreamFrame); !ok || r.ErrCode != http2.ErrCodeNo {
+				p.t.Errorf("then %v, want RST_STREAM NO_ERROR", describe(f))
+			}
+		}, want: accepted},
 		{rule: "8.1 an informational response with END_STREAM", roles: clientOnly, send: headers(true, ":status", "100"), want: malformed},
 		{rule: "8.1 an informational response, then the final one", roles: clientOnly, send: func(p *h2peer) {
 			p.headers(1, false, ":status", "100")

@@ -36,14 +36,19 @@ type h2peer struct {
 
 // Authorities our test server's handler acts on (serverHandler).
 const (
-	holdAuthority  = "hold.test:80"  // answer 200, then neither read nor write
-	closeAuthority = "close.test:80" // answer 200, read to EOF, half-close
-	resetAuthority = "reset.test:80" // answer 200, then reset (CANCEL)
+	holdAuthority   = "hold.test:80"   // answer 200, then neither read nor write
+	closeAuthority  = "close.test:80"  // answer 200, read to EOF, half-close
+	resetAuthority  = "reset.test:80"  // answer 200, then reset (CANCEL)
+	refuseAuthority = "refuse.test:80" // answer 403
 )
 
 // serverHandler: a CONNECT is answered by its authority; any other request is left
 // unanswered (not hbone's to refuse).
 func serverHandler(s *hbone.Stream) {
+	if s.Request().Authority == refuseAuthority {
+		s.Respond(403)
+		return
+	}
 	if s.Request().Method() == "CONNECT" {
 		s.Respond(200)
 		switch s.Request().Authority {

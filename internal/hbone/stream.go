@@ -180,7 +180,7 @@ func (s *Stream) CloseWrite() error {
 
 // Close ends both directions. A stream not yet finished both ways is reset, which
 // ends this tunnel only: CANCEL, or NO_ERROR from a server that sent its whole answer
-// and wants no more of the request (§8.1).
+// and wants no more of the request (§8.1), as Rust's h2 chooses (maybe_cancel).
 func (s *Stream) Close() error {
 	c := s.c
 	c.mu.Lock()
