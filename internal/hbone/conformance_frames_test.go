@@ -135,10 +135,35 @@ func TestConformanceFrames(t *testing.T) {
 
 		// §6.8 GOAWAY.
 		{rule: "6.8 GOAWAY on a stream", prep: prepOpen, send: func(p *h2peer) { p.raw(http2.FrameGoAway, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0) }, want: connErr(protocol)},
+		// "A server that is attempting to gracefully shut down a connection SHOULD send
+		// an initial GOAWAY frame with the last stream identifier set to 2^31-1 ...
+		// After allowing time for any in-flight stream creation (at least one round-trip
+		// time), the server MAY send another GOAWAY frame with an updated last stream
+		// identifier." The stream opened in between is served; the one after is not.
+		{rule: "6.8 a server's drain: GOAWAY 2^31-1, a round trip, GOAWAY naming the last stream", roles: serverOnly, prep: prepOpen,
+			send: func(p *h2peer) {
+				go p.conn().GoAway()
+				first := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+				ping := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.PingFrame); return ok }).(*http2.PingFrame)
+				p.msg(3, false) // in flight when the GOAWAY arrived
+				p.await(func(f http2.Frame) bool { h, ok := f.(*http2.MetaHeadersFrame); return ok && h.StreamID == 3 })
+				p.fr.WritePing(true, ping.Data)
+				second := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+				if first.LastStreamID != 1<<31-1 || second.LastStreamID != 3 || first.ErrCode != http2.ErrCodeNo || second.ErrCode != http2.ErrCodeNo {
+					p.t.Errorf("GOAWAYs named %d (%v), then %d (%v); want 2^31-1, then 3, NO_ERROR", first.LastStreamID, first.ErrCode,
+						second.LastStreamID, second.ErrCode)
+				}
+				p.msg(5, false)
+				r := p.await(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
+				if r.StreamID != 5 || r.ErrCode != http2.ErrCodeRefusedStream {
+					p.t.Errorf("a stream after the second GOAWAY: %v on %d, want REFUSED_STREAM on 5", r.ErrCode, r.StreamID)
+				}
+				p.counted.reset() // the refusal is counted, as every refusal is
+			}, want: accepted},
 		{rule: "6.8 no new stream after GOAWAY", roles: clientOnly, prep: prepOpen, send: func(p *h2peer) {
 			p.fr.WriteGoAway(1, http2.ErrCodeNo, nil)
 			p.ping(0)
-			if p.ours.TryReserve(100) {
+			if p.conn().TryReserve(100) {
 				p.t.Error("our client would open a stream after GOAWAY")
 			}
 		}, want: accepted},

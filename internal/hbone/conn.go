@@ -95,6 +95,7 @@ type Conn struct {
 	sendWindow  int32  // connection-level send window
 	recvUnacked uint32 // connection-level bytes consumed but not yet credited
 	goAway      bool   // GOAWAY sent or received: no new streams
+	draining    bool   // server: first drain GOAWAY sent, its PING not yet answered
 	goAwaySent  bool   // a GOAWAY went out, naming goAwayID
 	goAwayID    uint32 // the last stream id our GOAWAY named
 	closedIDs   closedStreams
@@ -185,19 +186,50 @@ func (c *Conn) Err() error {
 }
 
 // GoAway tells the peer no new streams will be accepted (drain); open ones go on, and
-// the connection closes when the last of them ends.
+// the connection closes when the last of them ends. A server does it in two steps, as
+// RFC 9113 §6.8 advises and Rust's h2 does (graceful_shutdown): GOAWAY naming 2^31-1
+// and a PING; streams the client opened before it heard are still served, and once
+// the PING's answer proves the GOAWAY arrived, a second GOAWAY names the last stream
+// taken. A client, which the server opens no streams to, needs only one.
 func (c *Conn) GoAway() error {
 	c.mu.Lock()
-	c.goAway = true
-	last := c.goAwayIDLocked()
+	if c.goAway || c.draining {
+		c.mu.Unlock()
+		return nil
+	}
+	last := uint32(1<<31 - 1)
+	if c.client {
+		c.goAway = true
+		last = 0
+	} else {
+		c.draining = true
+	}
+	c.goAwaySent, c.goAwayID = true, last
 	c.mu.Unlock()
 	c.wmu.Lock()
 	err := c.fr.WriteGoAway(last, http2.ErrCodeNo, nil)
+	if err == nil && !c.client {
+		err = c.fr.WritePing(false, drainPing)
+	}
 	c.unlockW()
 	c.mu.Lock()
 	c.closeIfDrainedLocked()
 	c.mu.Unlock()
 	return err
+}
+
+// drainPing is the payload of the PING that ends a server's first drain step.
+var drainPing = [8]byte{'d', 'r', 'a', 'i', 'n'}
+
+// drainedLocked takes the second drain step once the peer answered drainPing: no new
+// stream after the last one taken.
+func (c *Conn) drainedLocked() {
+	if !c.draining || c.goAway {
+		return
+	}
+	c.goAway = true
+	c.pushControl(control{kind: uint8(http2.FrameGoAway), id: c.goAwayIDLocked(), code: http2.ErrCodeNo})
+	c.closeIfDrainedLocked()
 }
 
 // closeIfDrainedLocked closes a connection that is going away once it carries no

@@ -259,6 +259,9 @@ func (c *Conn) onPing(f *http2.PingFrame) {
 	if f.IsAck() {
 		c.mu.Lock()
 		c.pingSent = time.Time{}
+		if f.Data == drainPing {
+			c.drainedLocked()
+		}
 		c.mu.Unlock()
 		return
 	}

@@ -28,8 +28,8 @@ type h2peer struct {
 	hbuf    bytes.Buffer
 	henc    *hpack.Encoder
 	counted *errorCounts
-	ended   chan error // our Conn's Serve or Run result
-	ours    *hbone.Conn
+	ended   chan error         // our Conn's Serve or Run result
+	ours    chan *hbone.Conn   // our Conn, once made (conn takes it)
 	opened  uint32             // server role: highest stream id the peer opened
 	stream  chan *hbone.Stream // client role: our stream 1, once answered
 }
@@ -77,7 +77,8 @@ func dialRaw(t *testing.T, s hbone.Settings, h hbone.Handler) *h2peer {
 
 func newPeerWith(t *testing.T, server bool, s hbone.Settings, h hbone.Handler) *h2peer {
 	t.Helper()
-	p := &h2peer{t: t, server: server, counted: &errorCounts{}, ended: make(chan error, 1), stream: make(chan *hbone.Stream, 1)}
+	p := &h2peer{t: t, server: server, counted: &errorCounts{}, ended: make(chan error, 1),
+		stream: make(chan *hbone.Stream, 1), ours: make(chan *hbone.Conn, 1)}
 	if s.CountError == nil {
 		s.CountError = p.counted.add
 	}
@@ -132,7 +133,7 @@ func (p *h2peer) startServer(wg *sync.WaitGroup, nc net.Conn, s hbone.Settings, 
 			p.ended <- err
 			return
 		}
-		p.ours = sc
+		p.ours <- sc
 		p.ended <- sc.Serve(h)
 	})
 	p.nc.Write([]byte(http2.ClientPreface))
@@ -145,7 +146,7 @@ func (p *h2peer) startClient(wg *sync.WaitGroup, nc net.Conn, s hbone.Settings) 
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.ours = cc
+	p.ours <- cc
 	wg.Go(func() { p.ended <- cc.Run() })
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(p.nc, preface); err != nil || string(preface) != http2.ClientPreface {
@@ -167,6 +168,13 @@ func (p *h2peer) startClient(wg *sync.WaitGroup, nc net.Conn, s hbone.Settings) 
 		close(p.stream)
 	})
 	p.await(func(f http2.Frame) bool { h, ok := f.(*http2.MetaHeadersFrame); return ok && h.StreamID == 1 })
+}
+
+// conn is our Conn under test.
+func (p *h2peer) conn() *hbone.Conn {
+	c := <-p.ours
+	p.ours <- c
+	return c
 }
 
 // handshake reads our side's SETTINGS and acknowledges them.
