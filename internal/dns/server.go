@@ -115,20 +115,34 @@ func (s *Server) Bind(ctx context.Context) error {
 }
 
 func (s *Server) bindOne(ctx context.Context, a netip.AddrPort) error {
-	pc, err := s.opts.Sockets.ListenPacket(ctx, a)
+	pc, l, err := s.listenBoth(ctx, a)
 	if err != nil {
-		return fmt.Errorf("DNS on udp %s: %w", a, err)
-	}
-	l, err := s.opts.Sockets.Listen(ctx, netip.AddrPortFrom(a.Addr(), uint16(pc.LocalAddr().(*net.UDPAddr).Port)))
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("DNS on tcp %s: %w", a, err)
+		return err
 	}
 	s.servers = append(s.servers,
 		s.newServer(&mdns.Server{PacketConn: pc, UDPSize: 4096}),
 		s.newServer(&mdns.Server{Listener: l, MaxTCPQueries: -1}))
 	s.addrs = append(s.addrs, pc.LocalAddr(), l.Addr())
 	return nil
+}
+
+// listenBoth opens UDP and TCP on the same port. With port 0 the kernel picks the UDP
+// port, which may be taken on TCP: a few other ports are tried then.
+func (s *Server) listenBoth(ctx context.Context, a netip.AddrPort) (net.PacketConn, net.Listener, error) {
+	for attempt := 1; ; attempt++ {
+		pc, err := s.opts.Sockets.ListenPacket(ctx, a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DNS on udp %s: %w", a, err)
+		}
+		l, err := s.opts.Sockets.Listen(ctx, netip.AddrPortFrom(a.Addr(), uint16(pc.LocalAddr().(*net.UDPAddr).Port)))
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		if a.Port() != 0 || !errors.Is(err, syscall.EADDRINUSE) || attempt == 10 {
+			return nil, nil, fmt.Errorf("DNS on tcp %s: %w", a, err)
+		}
+	}
 }
 
 // newServer sets what every listener shares: Rust's TCP timeout, and the hooks that

@@ -36,16 +36,21 @@ type Asked struct {
 // ListenFakeDNS serves records on addr (port 0: any) of this namespace until the test ends.
 func ListenFakeDNS(t testing.TB, addr string, records map[string][]string) *FakeDNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return ServeFakeDNS(t, pc, l, records)
+		}
 		pc.Close()
-		t.Fatal(err)
+		// With port 0, the UDP port the kernel chose may be taken on TCP: try another.
+		if !strings.HasSuffix(addr, ":0") || attempt == 10 {
+			t.Fatal(err)
+		}
 	}
-	return ServeFakeDNS(t, pc, l, records)
 }
 
 // ServeFakeDNS serves records on sockets the test opened (inside a netns, say).
