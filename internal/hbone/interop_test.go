@@ -21,18 +21,7 @@ import (
 // checks: its CONNECT is answered and its bytes come back, half-close included.
 func TestXNetClientToOurServer(t *testing.T) {
 	ztest.NoLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer l.Close()
-	wg.Go(func() {
-		nc, err := l.Accept()
-		if err != nil {
-			return
-		}
+	addr := acceptOne(t, func(nc net.Conn) {
 		sc, err := hbone.NewServerConn(nc, hbone.Settings{})
 		if err != nil {
 			nc.Close()
@@ -41,7 +30,7 @@ func TestXNetClientToOurServer(t *testing.T) {
 		sc.Serve(echo)
 	})
 	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(context.Context, string, string, *tls.Config) (net.Conn, error) {
-		return net.Dial("tcp", l.Addr().String())
+		return net.Dial("tcp", addr)
 	}}
 	defer tr.CloseIdleConnections()
 	pr, pw := io.Pipe()
@@ -66,18 +55,7 @@ func TestXNetClientToOurServer(t *testing.T) {
 // §8 says, and the tunnel carries bytes both ways.
 func TestOurClientToXNetServer(t *testing.T) {
 	ztest.NoLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		nc, err := l.Accept()
-		l.Close()
-		if err != nil {
-			return
-		}
+	addr := acceptOne(t, func(nc net.Conn) {
 		(&http2.Server{IdleTimeout: 10 * time.Second}).ServeConn(nc, &http2.ServeConnOpts{Handler: http.HandlerFunc(
 			func(w http.ResponseWriter, r *http.Request) {
 				if r.Method != "CONNECT" || r.Host != "10.0.0.1:80" {
@@ -90,7 +68,9 @@ func TestOurClientToXNetServer(t *testing.T) {
 				w.Write([]byte(strings.ToUpper(string(b))))
 			})})
 	})
-	nc, err := net.Dial("tcp", l.Addr().String())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,4 +91,24 @@ func TestOurClientToXNetServer(t *testing.T) {
 		t.Errorf("got %q, %v", got, err)
 	}
 	st.Close()
+}
+
+// acceptOne runs serve on the first connection to a loopback listener, whose address
+// it returns; the test's cleanup joins it.
+func acceptOne(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		nc, err := l.Accept()
+		l.Close()
+		if err == nil {
+			serve(nc)
+		}
+	})
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr().String()
 }

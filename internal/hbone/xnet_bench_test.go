@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -16,18 +15,9 @@ import (
 // the same windows and frame size: the cost of the alternative to owning the HTTP/2
 // state machine (issue 15, point 4). Plain TCP on both, as in BenchmarkStream.
 func BenchmarkXNetStream(b *testing.B) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	srv := &http2.Server{MaxReadFrameSize: 1 << 20, MaxUploadBufferPerStream: 4 << 20, MaxUploadBufferPerConnection: 16 << 20}
 	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		nc, err := l.Accept()
-		if err != nil {
-			return
-		}
+	addr := acceptOne(b, func(nc net.Conn) {
 		srv.ServeConn(nc, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(200)
 			w.(http.Flusher).Flush()
@@ -37,7 +27,7 @@ func BenchmarkXNetStream(b *testing.B) {
 	})
 	tr := &http2.Transport{AllowHTTP: true, MaxReadFrameSize: 1 << 20,
 		DialTLSContext: func(ctx context.Context, _, _ string, _ *tls.Config) (net.Conn, error) {
-			return net.Dial("tcp", l.Addr().String())
+			return net.Dial("tcp", addr)
 		}}
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest("CONNECT", "http://10.0.0.1:80", pr)
@@ -53,6 +43,4 @@ func BenchmarkXNetStream(b *testing.B) {
 	<-done
 	resp.Body.Close()
 	tr.CloseIdleConnections()
-	l.Close()
-	wg.Wait()
 }
