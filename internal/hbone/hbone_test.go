@@ -33,25 +33,7 @@ func openB(c *hbone.Conn) (*hbone.Stream, error) {
 
 func pairWith(t testing.TB, s hbone.Settings, h hbone.Handler) *hbone.Conn {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		nc, err := l.Accept()
-		l.Close()
-		if err != nil {
-			return
-		}
-		sc, err := hbone.NewServerConn(nc, s)
-		if err != nil {
-			nc.Close()
-			return
-		}
-		sc.Serve(h)
-	})
-	nc, err := net.Dial("tcp", l.Addr().String())
+	nc, err := net.Dial("tcp", acceptOne(t, serveWith(s, h)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,9 +41,22 @@ func pairWith(t testing.TB, s hbone.Settings, h hbone.Handler) *hbone.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var wg sync.WaitGroup
 	wg.Go(func() { cc.Run() })
 	t.Cleanup(func() { cc.Close(); wg.Wait() })
 	return cc
+}
+
+// serveWith serves a connection as our server, with s and h.
+func serveWith(s hbone.Settings, h hbone.Handler) func(net.Conn) {
+	return func(nc net.Conn) {
+		sc, err := hbone.NewServerConn(nc, s)
+		if err != nil {
+			nc.Close()
+			return
+		}
+		sc.Serve(h)
+	}
 }
 
 func open(t *testing.T, c *hbone.Conn, authority string) (*hbone.Stream, error) {

@@ -21,14 +21,7 @@ import (
 // checks: its CONNECT is answered and its bytes come back, half-close included.
 func TestXNetClientToOurServer(t *testing.T) {
 	ztest.NoLeaks(t)
-	addr := acceptOne(t, func(nc net.Conn) {
-		sc, err := hbone.NewServerConn(nc, hbone.Settings{})
-		if err != nil {
-			nc.Close()
-			return
-		}
-		sc.Serve(echo)
-	})
+	addr := acceptOne(t, serveWith(hbone.Settings{}, echo))
 	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(context.Context, string, string, *tls.Config) (net.Conn, error) {
 		return net.Dial("tcp", addr)
 	}}
