@@ -9,6 +9,10 @@ import (
 // Version is set at link time: -ldflags "-X github.com/ztunnel-go/ztunnel/internal/version.Version=1.0.0".
 var Version = "0.0.0-dev"
 
+// Revision, set at link time as Version is (deploy/image does), is the git revision
+// for builds the toolchain cannot stamp (-buildvcs=false, or a tree without .git).
+var Revision = ""
+
 // Info describes the running binary.
 type Info struct {
 	Version     string
@@ -19,7 +23,10 @@ type Info struct {
 
 // Get reads the build information the Go toolchain embedded.
 func Get() Info {
-	info := Info{Version: Version, GitRevision: "unknown", GoVersion: runtime.Version(), BuildStatus: "unknown"}
+	info := Info{Version: Version, GitRevision: Revision, GoVersion: runtime.Version(), BuildStatus: "unknown"}
+	if info.GitRevision == "" {
+		info.GitRevision = "unknown"
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return info
@@ -27,7 +34,9 @@ func Get() Info {
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			info.GitRevision = s.Value
+			if Revision == "" {
+				info.GitRevision = s.Value
+			}
 		case "vcs.modified":
 			info.BuildStatus = map[string]string{"true": "Modified", "false": "Clean"}[s.Value]
 		}
