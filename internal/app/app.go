@@ -109,6 +109,9 @@ func (a *App) Addrs() Bound {
 // most the termination deadline. A start-up failure is returned; a clean stop is nil.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("starting ztunnel", "version", version.Get().Version, "config", jsonString(admin.EffectiveConfig(a.cfg, a.levels)))
+	if a.cfg.CRLPath != "" {
+		a.log.Warn("CRL_PATH is set, but certificate revocation lists are not enforced yet: revoked peers are accepted", "path", a.cfg.CRLPath)
+	}
 	stateTask := a.ready.Register("state manager")
 	static, err := a.loadStatic()
 	if err != nil {

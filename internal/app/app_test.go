@@ -349,3 +349,20 @@ func TestMissingResolvConfFailsStart(t *testing.T) {
 		t.Errorf("Run = %v", err)
 	}
 }
+
+// CRL_PATH, which Istio's chart sets with peerCaCrl.enabled, is not enforced yet: the
+// log says so at start, instead of ignoring it without a word.
+func TestCRLPathWarned(t *testing.T) {
+	ztest.NoLeaks(t)
+	a := newTestApp(t, "CRL_PATH=/var/run/secrets/istio/crl/ca-crl.pem")
+	logs := &ztest.LogBuffer{}
+	a.log, _, _ = logging.New(logs, "plain", "info")
+	wait := start(t, a)
+	a.Shutdown()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "CRL_PATH is set, but certificate revocation lists are not enforced yet") {
+		t.Errorf("no warning about CRL_PATH:\n%s", logs.String())
+	}
+}

@@ -42,6 +42,9 @@ type Config struct {
 
 	FakeCA    bool
 	SecretTTL time.Duration
+	// CRLPath is Istio's chart's peerCaCrl file (CRL_PATH). Peer certificates are not
+	// yet checked against it: start-up warns so, rather than ignoring it silently.
+	CRLPath string
 
 	ClusterID      string
 	ClusterDomain  string

@@ -146,6 +146,7 @@ var parseCases = []struct {
 	{"LOCAL_XDS_PATH=/etc/z.yaml", func(c *Config) bool { return c.LocalXDSPath == "/etc/z.yaml" }, ""},
 	{"LOCAL_XDS=workloads: []", func(c *Config) bool { return c.LocalXDS == "workloads: []" }, ""},
 	{"FAKE_CA=true", func(c *Config) bool { return c.FakeCA }, "FAKE_CA=yes please"},
+	{"CRL_PATH=/var/run/secrets/istio/crl/ca-crl.pem", func(c *Config) bool { return c.CRLPath == "/var/run/secrets/istio/crl/ca-crl.pem" }, ""},
 	{"SECRET_TTL=1d", func(c *Config) bool { return c.SecretTTL == 24*time.Hour }, "SECRET_TTL=forever"},
 	{"CLUSTER_ID=east", func(c *Config) bool { return c.ClusterID == "east" }, ""},
 	{"CLUSTER_DOMAIN=corp.local", func(c *Config) bool { return c.ClusterDomain == "corp.local" }, ""},
@@ -181,6 +182,9 @@ var parseCases = []struct {
 	{"CONNECTION_TERMINATION_DEADLINE=20s", func(c *Config) bool { return c.TerminationDeadline == 20*time.Second }, "CONNECTION_TERMINATION_DEADLINE=5x"},
 	{"TERMINATION_GRACE_PERIOD_SECONDS=30", func(c *Config) bool { return c.TerminationDeadline == 25*time.Second }, "TERMINATION_GRACE_PERIOD_SECONDS=thirty"},
 	{"ZTUNNEL_WORKER_THREADS=25%", func(c *Config) bool { return c.WorkerThreads == 2 && c.WorkerThreadsSet }, "ZTUNNEL_WORKER_THREADS=150%"},
+	{"ZTUNNEL_CPU_LIMIT=4", func(c *Config) bool { return c.WorkerThreads == 8 && !c.WorkerThreadsSet }, "ZTUNNEL_CPU_LIMIT=lots"},
+	{"ZTUNNEL_RESOURCE_CPU_LIMIT=1500m", func(c *Config) bool { return c.WorkerThreads == 2 && c.WorkerThreadsSet }, "ZTUNNEL_RESOURCE_CPU_LIMIT=-1"},
+	{"ZTUNNEL_RESOURCE_CPU_REQUEST=3", func(c *Config) bool { return c.WorkerThreads == 8 && !c.WorkerThreadsSet }, "ZTUNNEL_RESOURCE_CPU_REQUEST=0"},
 	{"UNSTABLE_ENABLE_SOCKS5=true", func(c *Config) bool { return c.Socks5Enabled }, "UNSTABLE_ENABLE_SOCKS5=1.0"},
 	{"ISTIO_META_DNS_CAPTURE=FALSE", func(c *Config) bool { return !c.DNS.Enabled && c.ProxyMetadata["DNS_CAPTURE"] == "FALSE" }, ""},
 	{"ISTIO_META_DNS_CAPTURE=True", func(c *Config) bool { return c.DNS.Enabled }, ""},
@@ -292,6 +296,35 @@ func TestParseCasesCoverEveryVariable(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s has no parse case", v.Name)
+		}
+	}
+}
+
+// GOMAXPROCS from the CPU variables Istio's chart sets, as Rust's worker threads come
+// from them (config.rs get_cpu_count and default_worker_threads, and their tests);
+// the machine has 8 CPUs.
+func TestWorkerThreadsFromTheChart(t *testing.T) {
+	ztest.NoLeaks(t)
+	tests := []struct {
+		env  []string
+		want int
+		set  bool
+	}{
+		{nil, 8, false}, // Go's own GOMAXPROCS
+		{[]string{"ZTUNNEL_CPU_LIMIT=8"}, 8, false},
+		{[]string{"ZTUNNEL_CPU_LIMIT=4", "ZTUNNEL_WORKER_THREADS=50%"}, 2, true},
+		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=500m"}, 1, true},
+		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=1", "ZTUNNEL_RESOURCE_CPU_REQUEST=3"}, 3, true},
+		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=2.5", "ZTUNNEL_RESOURCE_CPU_REQUEST=1"}, 3, true},
+		// An explicit resource limit takes precedence over ZTUNNEL_CPU_LIMIT.
+		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=3", "ZTUNNEL_CPU_LIMIT=12", "ZTUNNEL_WORKER_THREADS=100%"}, 3, true},
+		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=1", "ZTUNNEL_WORKER_THREADS=4"}, 4, true},
+		{[]string{"ZTUNNEL_RESOURCE_CPU_REQUEST=2"}, 8, false},
+	}
+	for _, tt := range tests {
+		c := mustLoad(t, tt.env...)
+		if c.WorkerThreads != tt.want || c.WorkerThreadsSet != tt.set {
+			t.Errorf("%v: %d threads (set %v), want %d (set %v)", tt.env, c.WorkerThreads, c.WorkerThreadsSet, tt.want, tt.set)
 		}
 	}
 }

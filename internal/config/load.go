@@ -158,6 +158,7 @@ func (r *reader) loadControlPlane(c *Config) {
 	}
 	c.FakeCA = r.boolean("FAKE_CA", c.Standalone)
 	c.SecretTTL = r.duration("SECRET_TTL", 24*time.Hour)
+	c.CRLPath = r.str("CRL_PATH", "")
 }
 
 func (r *reader) loadIdentity(c *Config) {
@@ -266,10 +267,35 @@ func (r *reader) loadRuntime(c *Config) {
 	if r.has("CONNECTION_TERMINATION_DEADLINE") {
 		c.TerminationDeadline = r.duration("CONNECTION_TERMINATION_DEADLINE", c.TerminationDeadline)
 	}
-	c.WorkerThreads = r.workerThreads("ZTUNNEL_WORKER_THREADS", r.src.cpus())
-	c.WorkerThreadsSet = r.has("ZTUNNEL_WORKER_THREADS")
+	r.loadWorkers(c)
 	c.LogFormat = r.oneOf("LOG_FORMAT", "plain", "plain", "json")
 	c.LogLevel = r.logLevel("RUST_LOG", "info")
+}
+
+// loadWorkers sets GOMAXPROCS as Rust ztunnel sets its worker threads from the chart's
+// CPU variables (config.rs get_cpu_count, default_worker_threads): an explicit
+// ZTUNNEL_WORKER_THREADS wins, N% of the pod's CPU count (ZTUNNEL_RESOURCE_CPU_LIMIT,
+// else ZTUNNEL_CPU_LIMIT, else the CPUs Go sees); without it, the chart's
+// resources.limits.cpu (at least its requests.cpu). With neither, Go's own cgroup-aware
+// GOMAXPROCS stays: all CPUs, where Rust takes a quarter of the node's (at least 2).
+func (r *reader) loadWorkers(c *Config) {
+	limit := r.cpuQuantity("ZTUNNEL_RESOURCE_CPU_LIMIT")
+	request := r.cpuQuantity("ZTUNNEL_RESOURCE_CPU_REQUEST")
+	basis := r.src.cpus()
+	if n := r.cpuQuantity("ZTUNNEL_CPU_LIMIT"); n > 0 {
+		basis = n
+	}
+	if limit > 0 {
+		basis = limit
+	}
+	switch {
+	case r.has("ZTUNNEL_WORKER_THREADS"):
+		c.WorkerThreads, c.WorkerThreadsSet = r.workerThreads("ZTUNNEL_WORKER_THREADS", basis), true
+	case limit > 0:
+		c.WorkerThreads, c.WorkerThreadsSet = max(limit, request), true
+	default:
+		c.WorkerThreads = r.src.cpus()
+	}
 }
 
 // graceToDeadline leaves the kubelet time to see ztunnel exit before it kills it:

@@ -251,6 +251,24 @@ func (r *reader) workerThreads(name string, cpus int) int {
 	return int(n)
 }
 
+// cpuQuantity reads a Kubernetes CPU quantity ("2", "1.5", "500m") as whole CPUs,
+// rounded up; 0 when unset.
+func (r *reader) cpuQuantity(name string) int {
+	v, ok := r.get(name)
+	if !ok || v == "" {
+		return 0
+	}
+	cores, err := strconv.ParseFloat(strings.TrimSuffix(v, "m"), 64)
+	if strings.HasSuffix(v, "m") {
+		cores /= 1000
+	}
+	if err != nil || math.IsInf(cores, 0) || math.IsNaN(cores) || cores <= 0 || cores > 1<<16 {
+		r.fail(name, v, errors.New(`want a positive CPU quantity such as "2", "1.5" or "500m"`))
+		return 0
+	}
+	return int(math.Ceil(cores))
+}
+
 func (r *reader) logLevel(name, def string) string {
 	v, ok := r.get(name)
 	if !ok || v == "" {
