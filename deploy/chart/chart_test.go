@@ -1,0 +1,175 @@
+// Package chart_test checks that Istio's own ztunnel chart, rendered with our values,
+// describes a pod our binary runs as it is: every env var the chart can set is one we
+// honour or document as ignored, and the config the pod would get loads.
+package chart_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
+)
+
+// container is what a test reads of the chart's ztunnel container.
+type container struct {
+	Image string
+	Args  []string
+	Env   []struct {
+		Name      string
+		Value     string
+		ValueFrom struct {
+			FieldRef struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
+			ResourceFieldRef struct{ Resource string } `yaml:"resourceFieldRef"`
+		} `yaml:"valueFrom"`
+	}
+	ReadinessProbe struct {
+		HTTPGet struct {
+			Port int
+			Path string
+		} `yaml:"httpGet"`
+	} `yaml:"readinessProbe"`
+	VolumeMounts []mount `yaml:"volumeMounts"`
+}
+
+type mount struct {
+	MountPath string `yaml:"mountPath"`
+}
+
+// ignored are the chart's variables ztunnel does not read, and why (README says so).
+var ignored = map[string]string{
+	"RUST_BACKTRACE": "a Go panic always prints every goroutine's stack",
+}
+
+// render runs deploy/chart/render.sh with extra helm arguments and returns the
+// DaemonSet's ztunnel container.
+func render(t *testing.T, args ...string) container {
+	t.Helper()
+	cmd := exec.Command("./deploy/chart/render.sh", args...)
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rendering the chart: %v\n%s", err, stderr.String())
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	for {
+		var doc struct {
+			Kind string
+			Spec struct {
+				Template struct {
+					Spec struct{ Containers []container }
+				}
+			}
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Kind == "DaemonSet" && len(doc.Spec.Template.Spec.Containers) == 1 {
+			return doc.Spec.Template.Spec.Containers[0]
+		}
+	}
+	t.Fatal("no DaemonSet with one container in the rendered chart")
+	return container{}
+}
+
+// kubeletEnv is the environment the kubelet gives the container: fieldRef and
+// resourceFieldRef values filled in for a pod on node-a with limits (in whole CPUs).
+func kubeletEnv(c container, cpuLimit, cpuRequest string) []string {
+	fields := map[string]string{"metadata.name": "ztunnel-x7k2p", "metadata.namespace": "istio-system",
+		"spec.nodeName": "node-a", "status.podIP": "10.244.1.5", "spec.serviceAccountName": "ztunnel"}
+	resources := map[string]string{"limits.cpu": cpuLimit, "requests.cpu": cpuRequest}
+	var env []string
+	for _, e := range c.Env {
+		v := e.Value
+		if p := e.ValueFrom.FieldRef.FieldPath; p != "" {
+			v = fields[p]
+		}
+		if r := e.ValueFrom.ResourceFieldRef.Resource; r != "" {
+			v = resources[r]
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	return env
+}
+
+// declared reports whether ztunnel reads name: a variable of its table, or one of a
+// family (ISTIO_META_*).
+func declared(name string) bool {
+	for _, v := range config.Variables() {
+		if v.Name == name || strings.HasSuffix(v.Name, "*") && strings.HasPrefix(name, strings.TrimSuffix(v.Name, "*")) {
+			return true
+		}
+	}
+	return false
+}
+
+// The stock chart, and the chart with every option that adds env set, render a pod
+// whose variables are all ours or documented as ignored, and whose config loads.
+func TestChartPodConfig(t *testing.T) {
+	ztest.NoLeaks(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command to run Helm")
+	}
+	cases := []struct {
+		name        string
+		args        []string
+		limit, req  string
+		check       func(*config.Config) bool
+		description string
+	}{
+		{"defaults", nil, "8", "1", func(c *config.Config) bool {
+			return c.InPod && c.XDSAddress == "https://istiod.istio-system.svc:15012" && c.LogFormat == "plain" &&
+				c.NodeName == "node-a" && c.PodName == "ztunnel-x7k2p" && !c.WorkerThreadsSet && c.CRLPath == ""
+		}, "in-pod, istiod by its in-cluster name, Go's own GOMAXPROCS"},
+		{"every option", []string{"--set", "peerCaCrl.enabled=true", "--set", "logAsJson=true",
+			"--set", "resources.limits.cpu=2", "--set", "env.ISTIO_META_DNS_CAPTURE=false",
+			"--set", "meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_PROXY_ADDR=localhost:15054"}, "2", "1",
+			func(c *config.Config) bool {
+				return c.LogFormat == "json" && c.WorkerThreads == 2 && c.WorkerThreadsSet && !c.DNS.Enabled &&
+					c.CRLPath == "/var/run/secrets/istio/crl/ca-crl.pem" && c.Addrs.DNS[0].Port() == 15054
+			}, "JSON logs, 2 threads from the CPU limit, no DNS capture, the CRL path"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := render(t, tc.args...)
+			if c.Image != "ghcr.io/ztunnel-go/ztunnel:latest" || !slices.Equal(c.Args, []string{"proxy", "ztunnel"}) {
+				t.Errorf("image %q args %q", c.Image, c.Args)
+			}
+			if c.ReadinessProbe.HTTPGet.Port != 15021 || c.ReadinessProbe.HTTPGet.Path != "/healthz/ready" {
+				t.Errorf("readiness probe %+v, want our :15021/healthz/ready", c.ReadinessProbe)
+			}
+			for _, e := range c.Env {
+				if _, skip := ignored[e.Name]; !skip && !declared(e.Name) {
+					t.Errorf("the chart sets %s, which ztunnel neither reads nor documents as ignored", e.Name)
+				}
+			}
+			cfg, err := config.Load(config.Source{Env: kubeletEnv(c, tc.limit, tc.req), NumCPU: 8,
+				FileExists: func(string) bool { return true }, IPv6: func() bool { return true }})
+			if err != nil {
+				t.Fatalf("the chart's pod would not start: %v", err)
+			}
+			if !tc.check(cfg) {
+				t.Errorf("config is not %s: %+v", tc.description, cfg)
+			}
+			// What ztunnel reads by default is where the chart mounts it (cwd /).
+			for _, path := range []string{cfg.InPodUDS, "/var/run/secrets/istio/root-cert.pem", "/var/run/secrets/tokens/istio-token", "/tmp/"} {
+				if !slices.ContainsFunc(c.VolumeMounts, func(m mount) bool { return strings.HasPrefix(path, m.MountPath+"/") }) {
+					t.Errorf("nothing mounted for %s", path)
+				}
+			}
+		})
+	}
+}

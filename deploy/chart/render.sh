@@ -1,0 +1,9 @@
+#!/bin/sh
+# Renders Istio's ztunnel chart, at the istio.io/istio version this module pins, with
+# deploy/chart/values.yaml; extra arguments go to `helm template` (e.g. --set logAsJson=true).
+# Helm runs from the Go module proxy; it is not a dependency of this module.
+set -eu
+cd "$(dirname "$0")/../.."
+chart="$(go list -m -f '{{.Dir}}' istio.io/istio)/manifests/charts/ztunnel"
+exec go run helm.sh/helm/v3/cmd/helm@v3.22.0 template ztunnel "$chart" \
+  --namespace istio-system -f deploy/chart/values.yaml "$@"
