@@ -119,9 +119,6 @@ func TestImageWritten(t *testing.T) {
 // The binary the image carries is static and says its version and revision.
 func TestBinaryStamped(t *testing.T) {
 	ztest.NoLeaks(t)
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	bin := filepath.Join(t.TempDir(), "ztunnel")
 	if err := buildBinary(bin, testMeta, "../.."); err != nil {
 		t.Fatal(err)
