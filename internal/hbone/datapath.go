@@ -74,10 +74,7 @@ func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
 	defer c.mu.Unlock()
 	switch {
 	case s.removed: // reset while we read: its window goes back to the connection
-		c.recvUnacked += uint32(n)
-		if inc := c.takeConnCreditLocked(); inc > 0 {
-			c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: inc})
-		}
+		c.discardLocked(n)
 		return true, nil
 	case len(s.rbuf) == base && cap(s.rbuf) >= base+n && &s.rbuf[:base+n][base] == &dst[0]:
 		s.rbuf = s.rbuf[:base+n]

@@ -115,7 +115,8 @@ func (s *Stream) dataErrLocked(n int, end bool) string {
 	return ""
 }
 
-// discardLocked gives back the connection window of bytes no stream will read.
+// discardLocked gives back the connection window of n bytes no live stream holds:
+// dropped on arrival, or left unread in a stream removed (which may still read them).
 func (c *Conn) discardLocked(n int) {
 	c.recvUnacked += uint32(n)
 	if inc := c.takeConnCreditLocked(); inc > 0 {

@@ -236,10 +236,7 @@ func (s *Stream) removeLocked(cause closeCause) {
 	s.c.closedIDs.mark(s.id, cause)
 	// The bytes stay readable (a stream reset after its data still delivers it); Read
 	// does not credit them a second time.
-	s.c.recvUnacked += uint32(len(s.rbuf) - s.roff)
-	if inc := s.c.takeConnCreditLocked(); inc > 0 {
-		s.c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: inc})
-	}
+	s.c.discardLocked(len(s.rbuf) - s.roff)
 	delete(s.c.streams, s.id)
 	s.c.active--
 	s.c.lastUse = time.Now()

@@ -74,7 +74,7 @@ func requestPseudoErr(f *http2.MetaHeadersFrame, method string) string {
 		return "no :scheme or :path"
 	case method != "CONNECT":
 		return ""
-	case f.PseudoValue("scheme") != "" || f.PseudoValue("path") != "" || hasPseudo(f, ":scheme") || hasPseudo(f, ":path"):
+	case hasPseudo(f, ":scheme") || hasPseudo(f, ":path"): // present, even empty
 		return ":scheme or :path in a CONNECT (§8.5)"
 	case f.PseudoValue("authority") == "":
 		return "CONNECT without :authority (§8.5)"
