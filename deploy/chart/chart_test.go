@@ -4,105 +4,17 @@
 package chart_test
 
 import (
-	"bytes"
-	"errors"
-	"io"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
-// container is what a test reads of the chart's ztunnel container.
-type container struct {
-	Image string
-	Args  []string
-	Env   []struct {
-		Name      string
-		Value     string
-		ValueFrom struct {
-			FieldRef struct {
-				FieldPath string `yaml:"fieldPath"`
-			} `yaml:"fieldRef"`
-			ResourceFieldRef struct{ Resource string } `yaml:"resourceFieldRef"`
-		} `yaml:"valueFrom"`
-	}
-	ReadinessProbe struct {
-		HTTPGet struct {
-			Port int
-			Path string
-		} `yaml:"httpGet"`
-	} `yaml:"readinessProbe"`
-	VolumeMounts []mount `yaml:"volumeMounts"`
-}
-
-type mount struct {
-	MountPath string `yaml:"mountPath"`
-}
-
 // ignored are the chart's variables ztunnel does not read, and why (README says so).
 var ignored = map[string]string{
 	"RUST_BACKTRACE": "a Go panic always prints every goroutine's stack",
-}
-
-// render runs deploy/chart/render.sh with extra helm arguments and returns the
-// DaemonSet's ztunnel container.
-func render(t *testing.T, args ...string) container {
-	t.Helper()
-	cmd := exec.Command("./deploy/chart/render.sh", args...)
-	cmd.Dir = "../.."
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("rendering the chart: %v\n%s", err, stderr.String())
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(out))
-	for {
-		var doc struct {
-			Kind string
-			Spec struct {
-				Template struct {
-					Spec struct{ Containers []container }
-				}
-			}
-		}
-		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if doc.Kind == "DaemonSet" && len(doc.Spec.Template.Spec.Containers) == 1 {
-			return doc.Spec.Template.Spec.Containers[0]
-		}
-	}
-	t.Fatal("no DaemonSet with one container in the rendered chart")
-	return container{}
-}
-
-// kubeletEnv is the environment the kubelet gives the container: fieldRef and
-// resourceFieldRef values filled in for a pod on node-a with limits (in whole CPUs).
-func kubeletEnv(c container, cpuLimit, cpuRequest string) []string {
-	fields := map[string]string{"metadata.name": "ztunnel-x7k2p", "metadata.namespace": "istio-system",
-		"spec.nodeName": "node-a", "status.podIP": "10.244.1.5", "spec.serviceAccountName": "ztunnel"}
-	resources := map[string]string{"limits.cpu": cpuLimit, "requests.cpu": cpuRequest}
-	var env []string
-	for _, e := range c.Env {
-		v := e.Value
-		if p := e.ValueFrom.FieldRef.FieldPath; p != "" {
-			v = fields[p]
-		}
-		if r := e.ValueFrom.ResourceFieldRef.Resource; r != "" {
-			v = resources[r]
-		}
-		env = append(env, e.Name+"="+v)
-	}
-	return env
 }
 
 // declared reports whether ztunnel reads name: a variable of its table, or one of a
@@ -141,7 +53,7 @@ func TestChartPodConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := render(t, tc.args...)
+			c := render(t, tc.args...).Containers[0]
 			if c.Image != "ghcr.io/ztunnel-go/ztunnel:latest" || !slices.Equal(c.Args, []string{"proxy", "ztunnel"}) {
 				t.Errorf("image %q args %q", c.Image, c.Args)
 			}
@@ -153,7 +65,7 @@ func TestChartPodConfig(t *testing.T) {
 					t.Errorf("the chart sets %s, which ztunnel neither reads nor documents as ignored", e.Name)
 				}
 			}
-			cfg, err := config.Load(config.Source{Env: kubeletEnv(c, tc.limit, tc.req), NumCPU: 8,
+			cfg, err := config.Load(config.Source{Env: kubeletEnv(c, podFields("ztunnel-x7k2p", "node-a", "10.244.1.5"), tc.limit, tc.req), NumCPU: 8,
 				FileExists: func(string) bool { return true }, IPv6: func() bool { return true }})
 			if err != nil {
 				t.Fatalf("the chart's pod would not start: %v", err)

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -18,6 +20,9 @@ import (
 // FakeCNI is istio-cni's node agent as ztunnel sees it: a ZDS server on a unix
 // SOCK_SEQPACKET socket that replays its pods (each with its netns fd) to every new
 // ztunnel connection, sends SnapshotSent, then pushes adds and deletes as the test asks.
+// Like istio-cni's connMgr (cni/pkg/nodeagent/ztunnelserver.go) it keeps every ztunnel
+// connected, as during a DaemonSet's rolling update: adds go to the newest connection,
+// deletes to all of them, and a connection is dropped once its ztunnel has closed it.
 type FakeCNI struct {
 	Path string
 	l    *net.UnixListener
@@ -25,8 +30,8 @@ type FakeCNI struct {
 	mu    sync.Mutex // guards the fields below; held for a whole request/ack exchange
 	pods  map[string]cniPod
 	order []string
-	conn  *net.UnixConn
-	acks  []string // every answer received: "" for ACK, the text for a NACK
+	conns []*net.UnixConn // oldest first
+	acks  []string        // every answer received: "" for ACK, the text for a NACK
 	wg    sync.WaitGroup
 }
 
@@ -46,11 +51,7 @@ func NewFakeCNI(t testing.TB, path string) *FakeCNI {
 	f.wg.Go(f.accept)
 	t.Cleanup(func() {
 		l.Close()
-		f.mu.Lock()
-		if f.conn != nil {
-			f.conn.Close()
-		}
-		f.mu.Unlock()
+		f.Reconnect()
 		f.wg.Wait()
 	})
 	return f
@@ -77,15 +78,12 @@ func (f *FakeCNI) serve(c *net.UnixConn) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.conn != nil {
-		f.conn.Close()
-	}
-	f.conn = c
+	f.conns = append(f.conns, c)
 	for _, uid := range f.order {
 		p := f.pods[uid]
-		f.exchangeLocked(&zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Add{Add: &zdsapi.AddWorkload{Uid: uid, WorkloadInfo: p.info}}}, p.nsPath)
+		f.exchangeLocked(c, &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Add{Add: &zdsapi.AddWorkload{Uid: uid, WorkloadInfo: p.info}}}, p.nsPath)
 	}
-	f.exchangeLocked(&zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_SnapshotSent{SnapshotSent: &zdsapi.SnapshotSent{}}}, "")
+	f.exchangeLocked(c, &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_SnapshotSent{SnapshotSent: &zdsapi.SnapshotSent{}}}, "")
 }
 
 // AddPod registers a pod and, if ztunnel is connected, sends it; the answer is returned
@@ -98,21 +96,29 @@ func (f *FakeCNI) AddPod(uid, ns, name, sa, nsPath string) (string, error) {
 		f.order = append(f.order, uid)
 	}
 	f.pods[uid] = cniPod{info: info, nsPath: nsPath}
-	if f.conn == nil {
+	c := f.latestLocked()
+	if c == nil {
 		return "", nil
 	}
-	return f.exchangeLocked(&zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Add{Add: &zdsapi.AddWorkload{Uid: uid, WorkloadInfo: info}}}, nsPath)
+	return f.exchangeLocked(c, &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Add{Add: &zdsapi.AddWorkload{Uid: uid, WorkloadInfo: info}}}, nsPath)
 }
 
-// DelPod removes a pod and tells ztunnel.
+// DelPod removes a pod and tells every connected ztunnel; the answer is the newest's.
 func (f *FakeCNI) DelPod(uid string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.forgetLocked(uid)
-	if f.conn == nil {
+	f.pruneLocked()
+	if len(f.conns) == 0 {
 		return "", errors.New("ztunnel is not connected")
 	}
-	return f.exchangeLocked(&zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Del{Del: &zdsapi.DelWorkload{Uid: uid}}}, "")
+	var answer string
+	var errs []error
+	for _, c := range slices.Clone(f.conns) {
+		a, err := f.exchangeLocked(c, &zdsapi.WorkloadRequest{Payload: &zdsapi.WorkloadRequest_Del{Del: &zdsapi.DelWorkload{Uid: uid}}}, "")
+		answer, errs = a, append(errs, err)
+	}
+	return answer, errors.Join(errs...)
 }
 
 // SendRaw sends bytes with the given file descriptors (for malformed-input tests) and
@@ -120,14 +126,15 @@ func (f *FakeCNI) DelPod(uid string) (string, error) {
 func (f *FakeCNI) SendRaw(b []byte, files ...*os.File) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.conn == nil {
+	c := f.latestLocked()
+	if c == nil {
 		return "", errors.New("ztunnel is not connected")
 	}
 	var fds []int
 	for _, fl := range files {
 		fds = append(fds, int(fl.Fd()))
 	}
-	return f.sendLocked(b, fds)
+	return f.sendLocked(c, b, fds)
 }
 
 // Acks returns every answer received.
@@ -138,9 +145,40 @@ func (f *FakeCNI) Acks() []string {
 }
 
 // Connected reports whether a ztunnel is connected.
-func (f *FakeCNI) Connected() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.conn != nil }
+func (f *FakeCNI) Connected() bool { return f.Connections() > 0 }
 
-func (f *FakeCNI) exchangeLocked(req *zdsapi.WorkloadRequest, nsPath string) (string, error) {
+// Connections counts the ztunnels connected, after dropping those that went away.
+func (f *FakeCNI) Connections() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pruneLocked()
+	return len(f.conns)
+}
+
+// latestLocked is the newest live connection, or nil.
+func (f *FakeCNI) latestLocked() *net.UnixConn {
+	f.pruneLocked()
+	if len(f.conns) == 0 {
+		return nil
+	}
+	return f.conns[len(f.conns)-1]
+}
+
+// pruneLocked drops the connections whose ztunnel closed them, found as istio-cni's
+// keepalive finds them: a short read that must time out, since ztunnel only answers.
+func (f *FakeCNI) pruneLocked() {
+	buf := make([]byte, 64)
+	for _, c := range slices.Clone(f.conns) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		_, err := c.Read(buf)
+		c.SetReadDeadline(time.Time{})
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			f.dropLocked(c)
+		}
+	}
+}
+
+func (f *FakeCNI) exchangeLocked(c *net.UnixConn, req *zdsapi.WorkloadRequest, nsPath string) (string, error) {
 	b, err := proto.Marshal(req)
 	if err != nil {
 		return "", err
@@ -154,22 +192,22 @@ func (f *FakeCNI) exchangeLocked(req *zdsapi.WorkloadRequest, nsPath string) (st
 		defer ns.Close()
 		fds = []int{int(ns.Fd())}
 	}
-	return f.sendLocked(b, fds)
+	return f.sendLocked(c, b, fds)
 }
 
-func (f *FakeCNI) sendLocked(b []byte, fds []int) (string, error) {
+func (f *FakeCNI) sendLocked(c *net.UnixConn, b []byte, fds []int) (string, error) {
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	if _, _, err := f.conn.WriteMsgUnix(b, oob, nil); err != nil {
-		f.dropLocked()
+	if _, _, err := c.WriteMsgUnix(b, oob, nil); err != nil {
+		f.dropLocked(c)
 		return "", fmt.Errorf("sending to ztunnel: %w", err)
 	}
 	buf := make([]byte, 1024)
-	n, err := f.conn.Read(buf)
+	n, err := c.Read(buf)
 	if err != nil {
-		f.dropLocked()
+		f.dropLocked(c)
 		return "", fmt.Errorf("reading ztunnel's answer: %w", err)
 	}
 	resp := &zdsapi.WorkloadResponse{}
@@ -199,16 +237,16 @@ func (f *FakeCNI) forgetLocked(uid string) {
 	}
 }
 
-// Reconnect cuts the current connection; ztunnel reconnects and gets a new replay.
+// Reconnect cuts every connection; ztunnel reconnects and gets a new replay.
 func (f *FakeCNI) Reconnect() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.dropLocked()
+	for _, c := range slices.Clone(f.conns) {
+		f.dropLocked(c)
+	}
 }
 
-func (f *FakeCNI) dropLocked() {
-	if f.conn != nil {
-		f.conn.Close()
-		f.conn = nil
-	}
+func (f *FakeCNI) dropLocked(c *net.UnixConn) {
+	c.Close()
+	f.conns = slices.DeleteFunc(f.conns, func(x *net.UnixConn) bool { return x == c })
 }
