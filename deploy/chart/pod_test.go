@@ -109,4 +109,3 @@ func hasSeries(scrape, metric string, labels ...string) bool {
 	}
 	return false
 }
-

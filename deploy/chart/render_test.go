@@ -63,8 +63,8 @@ type volume struct {
 		Name     string
 		Optional bool
 	} `yaml:"configMap"`
-	HostPath *struct{ Path string } `yaml:"hostPath"`
-	EmptyDir *struct{}              `yaml:"emptyDir"`
+	HostPath  *struct{ Path string } `yaml:"hostPath"`
+	EmptyDir  *struct{}              `yaml:"emptyDir"`
 	Projected *struct {
 		Sources []struct {
 			ServiceAccountToken *struct{ Path, Audience string } `yaml:"serviceAccountToken"`
