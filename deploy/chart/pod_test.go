@@ -4,6 +4,8 @@ package chart_test
 
 import (
 	"bufio"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,4 +110,22 @@ func hasSeries(scrape, metric string, labels ...string) bool {
 		}
 	}
 	return false
+}
+
+// sumSeries adds up every sample of metric in a scrape.
+func sumSeries(scrape, metric string) float64 {
+	var sum float64
+	for _, line := range strings.Split(scrape, "\n") {
+		if strings.HasPrefix(line, metric+"{") || strings.HasPrefix(line, metric+" ") {
+			if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
+}
+
+func joinSorted(s []string) string {
+	slices.Sort(s)
+	return strings.Join(s, " ")
 }

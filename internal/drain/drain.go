@@ -21,12 +21,16 @@ func New() *Drain {
 	return &Drain{draining: make(chan struct{}), empty: make(chan struct{})}
 }
 
-// Hold registers work in flight; call release when it ends. After Start, Hold refuses
-// (ok is false) so that no new work begins during shutdown.
+// Hold registers work in flight; call release when it ends. Once the drain has
+// finished (started, and nothing held), Hold refuses (ok is false). During the drain it
+// still accepts: listeners stay open for a moment after Start so that a successor can
+// take over (proxy.handOver), and a connection the kernel had already given them is
+// work begun before the drain; refusing it would cut off a client that did nothing
+// wrong.
 func (d *Drain) Hold() (release func(), ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.started {
+	if d.started && d.holders == 0 {
 		return func() {}, false
 	}
 	d.holders++

@@ -23,13 +23,23 @@ func TestWaitReturnsWhenHoldersRelease(t *testing.T) {
 	done := make(chan int)
 	go func() { done <- d.Wait(context.Background()) }()
 	<-d.Draining()
-	if _, ok := d.Hold(); ok {
-		t.Error("Hold accepted new work while draining")
+	late, ok := d.Hold() // a connection accepted while the listeners hand over
+	if !ok {
+		t.Fatal("Hold refused work begun while draining, before the drain finished")
 	}
 	release()
 	release() // idempotent
+	select {
+	case n := <-done:
+		t.Fatalf("Wait returned %d with the late holder still open", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	late()
 	if n := <-done; n != 0 {
 		t.Errorf("Wait = %d open, want 0", n)
+	}
+	if _, ok := d.Hold(); ok {
+		t.Error("Hold accepted new work after the drain finished")
 	}
 }
 

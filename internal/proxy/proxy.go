@@ -197,13 +197,18 @@ func (p *Proxy) Run(ctx context.Context) error {
 		wg.Go(func() { p.acceptLoop(b, conns) })
 	}
 	p.mu.Unlock()
+	// Open listeners are work in flight: the drain waits for their hand-over.
+	listening, _ := p.deps.Drain.Hold()
 	select {
-	case <-p.deps.Drain.Draining(): // shutdown begins: take no new work, let peers go
+	case <-p.deps.Drain.Draining(): // shutdown begins: hand over, take no new work, let peers go
+		p.handOver(ctx)
 		p.StopAccepting()
+		listening()
 		<-ctx.Done()
 	case <-ctx.Done():
 	}
 	p.StopAccepting()
+	listening()
 	p.tracker.closeAll()
 	stopPool()
 	wg.Wait()
@@ -246,7 +251,7 @@ func (p *Proxy) acceptLoop(b boundListener, conns *sync.WaitGroup) {
 			continue
 		}
 		release, ok := p.deps.Drain.Hold()
-		if !ok { // draining: new connections are not taken
+		if !ok { // the drain is over: the proxy is closing
 			p.deps.ConnLimit.release()
 			c.Close()
 			continue

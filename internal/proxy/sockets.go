@@ -71,7 +71,25 @@ func (h *HostSockets) Listen(ctx context.Context, addr netip.AddrPort) (net.List
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
+	if h.Enter != nil && h.ReusePort {
+		// A ztunnel that drained before us may have left its steering on the pod's
+		// port (sockopt.SteerToNewest); share new connections by hash again.
+		if err := sockopt.ClearSteering(l.(*net.TCPListener)); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("clearing reuseport steering on %s: %w", addr, err)
+		}
+	}
 	return l, nil
+}
+
+// Listening counts the sockets listening on port where this factory creates them (the
+// pod's namespace in in-pod mode): a second one is a successor ztunnel's.
+func (h *HostSockets) Listening(port uint16) (n int, err error) {
+	err = h.enter(func() (err error) {
+		n, err = sockopt.Listening(port)
+		return err
+	})
+	return n, err
 }
 
 // ListenPacket binds a UDP socket (the DNS proxy's), with the mark and SO_REUSEPORT
@@ -90,8 +108,11 @@ func (h *HostSockets) ListenPacket(ctx context.Context, addr netip.AddrPort) (ne
 }
 
 // listenConfig marks listeners inside a pod: ztunnel's own traffic must carry the mark.
+// Listeners are plain TCP, as Rust's are: Go's default since 1.24 is MPTCP, whose
+// sockets refuse options ztunnel sets on them (the reuseport steering program).
 func (h *HostSockets) listenConfig() net.ListenConfig {
 	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
 	if h.Enter != nil {
 		lc.Control = sockopt.Options{Mark: h.Mark, ReusePort: h.ReusePort}.Control()
 	}

@@ -22,3 +22,15 @@ func (o Options) Control() func(network, address string, c syscall.RawConn) erro
 
 // SinceData needs Linux's TCP_INFO.
 func SinceData(*net.TCPConn) (time.Duration, error) { return 0, ErrUnsupported }
+
+// ErrNoReusePort is SteerToNewest's answer for a socket outside any SO_REUSEPORT group.
+var ErrNoReusePort = ErrUnsupported
+
+// SteerToNewest needs Linux's reuseport BPF.
+func SteerToNewest(syscall.Conn) error { return ErrUnsupported }
+
+// ClearSteering needs Linux's reuseport BPF.
+func ClearSteering(syscall.Conn) error { return ErrUnsupported }
+
+// Listening needs Linux's /proc.
+func Listening(uint16) (int, error) { return 0, ErrUnsupported }
