@@ -35,6 +35,7 @@ var built struct {
 	dir        string // the build's output and the unpacked root
 	rootfs     string
 	entrypoint []string
+	tarball    string // docker-load-able
 	tarSize    int64
 	err        error
 }
@@ -74,7 +75,7 @@ func buildImage() error {
 	if err != nil {
 		return err
 	}
-	built.entrypoint, built.tarSize = cf.Config.Entrypoint, st.Size()
+	built.entrypoint, built.tarball, built.tarSize = cf.Config.Entrypoint, tarPath, st.Size()
 	built.rootfs = filepath.Join(dir, "rootfs")
 	rc := mutate.Extract(img)
 	defer rc.Close()

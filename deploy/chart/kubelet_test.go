@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ztunnel-go/ztunnel/internal/xds"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
@@ -35,7 +33,16 @@ type bed struct {
 	cniDir [3]string // the node's /var/run/ztunnel, the chart's hostPath
 	pods   map[string]*ztest.BedPod
 	dir    string
+	// podman, when set, runs the chart's container instead of the test's own init: the
+	// real runtime, on the image as `podman load` reads it.
+	podman      *ztest.Podman
+	podmanImage string
 }
+
+// runtimeEnv names the container runtime of the chart tests: unset, the test binary's
+// own init (ztest.ContainerInit); "podman", podman with runc (.ci/run sets it for one
+// run of TestChartPod).
+const runtimeEnv = "ZTUNNEL_TEST_RUNTIME"
 
 // apps are the mesh pods: name → node, namespace, service account.
 var apps = []struct {
@@ -46,6 +53,15 @@ var apps = []struct {
 func newBed(t *testing.T) *bed {
 	nb := ztest.NewBed(t)
 	b := &bed{pods: map[string]*ztest.BedPod{}, dir: t.TempDir()}
+	switch rt := os.Getenv(runtimeEnv); rt {
+	case "":
+	case "podman":
+		image(t)
+		b.podman = ztest.NewPodman(t)
+		b.podmanImage = b.podman.Load(t, built.tarball)
+	default:
+		t.Fatalf("%s=%q: want podman, or unset for the test's own runtime", runtimeEnv, rt)
+	}
 	b.nodes[1], b.nodes[2] = nb.Node(1), nb.Node(2)
 	nb.Link(b.nodes[1], b.nodes[2])
 	b.istiod = ztest.NewFakeIstiod(t, ztest.NewFakeXDS(t, false), ztest.NewFakeCA(t))
@@ -88,21 +104,16 @@ func (b *bed) startZtunnel(t *testing.T, spec podSpec, i int, zt *ztest.BedPod, 
 	if sc.RunAsUser != 0 || !sc.ReadOnlyRootFilesystem || strings.Join(sc.Capabilities.Drop, ",") != "ALL" {
 		t.Fatalf("the chart's security context changed: %+v", sc)
 	}
-	caps := map[string]int{"NET_ADMIN": unix.CAP_NET_ADMIN, "SYS_ADMIN": unix.CAP_SYS_ADMIN, "NET_RAW": unix.CAP_NET_RAW}
-	var keep []int
-	for _, name := range sc.Capabilities.Add {
-		cp, ok := caps[name]
-		if !ok {
-			t.Fatalf("the chart adds capability %s, which this test does not know", name)
-		}
-		keep = append(keep, cp)
-	}
 	fields := podFields(zt.Name, fmt.Sprintf("node-%d", i), zt.IP)
-	return zt.StartContainer(t, ztest.Container{
+	ct := ztest.Container{
 		Rootfs: rootfs, Args: append(append([]string(nil), entrypoint...), c.Args...),
 		Env:    kubeletEnv(c, fields, cpuLimit, "1"), // requests.cpu 200m, rounded up by divisor 1
-		Mounts: append(b.kubeletFiles(t, zt), b.volumeMounts(t, spec, i)...), Gid: sc.RunAsGroup, Caps: keep,
-	})
+		Mounts: append(b.kubeletFiles(t, zt), b.volumeMounts(t, spec, i)...), Gid: sc.RunAsGroup, Caps: sc.Capabilities.Add,
+	}
+	if b.podman != nil {
+		return b.podman.Start(t, zt, b.podmanImage, ct)
+	}
+	return zt.StartContainer(t, ct)
 }
 
 // volumeMounts are the container's mounts, each backed by what its volume would be.
@@ -121,6 +132,16 @@ func (b *bed) volumeMounts(t *testing.T, spec podSpec, node int) []ztest.Mount {
 		}
 		if host == "" {
 			t.Fatalf("volume %s, mounted at %s, is not one this test can provide", m.Name, m.MountPath)
+		}
+		// A volume nested in an earlier, read-only one (the CRL inside root-cert.pem's
+		// directory) needs its mount point made in that volume, as a kubelet's
+		// volume directory would have it; the runtime cannot create it there.
+		for _, parent := range out {
+			if rel, ok := strings.CutPrefix(m.MountPath, parent.Path+"/"); ok {
+				if err := os.MkdirAll(filepath.Join(parent.Host, rel), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		out = append(out, ztest.Mount{Host: host, Path: m.MountPath, ReadOnly: readOnly})
 	}

@@ -30,8 +30,11 @@ type Container struct {
 	Env    []string
 	Mounts []Mount
 	Gid    int
-	Caps   []int // capabilities kept (unix.CAP_*); every other one is dropped
+	Caps   []string // capabilities kept, by name (NET_ADMIN); every other one is dropped
 }
+
+// capabilities are those a Container may keep, by the names Kubernetes gives them.
+var capabilities = map[string]int{"NET_ADMIN": unix.CAP_NET_ADMIN, "NET_RAW": unix.CAP_NET_RAW, "SYS_ADMIN": unix.CAP_SYS_ADMIN}
 
 // Mount is a volume (or a kubelet-managed file) at its path inside the container.
 type Mount struct {
@@ -157,9 +160,13 @@ func mountAt(root, path string, mount func(dst string) error, dir bool) error {
 // dropCaps leaves the bounding set at keep and clears the inheritable and ambient
 // sets: a root process then execs with exactly keep (capabilities(7), "execve of a
 // root program").
-func dropCaps(keep []int, last int) error {
+func dropCaps(keep []string, last int) error {
 	kept := map[int]bool{}
-	for _, c := range keep {
+	for _, name := range keep {
+		c, ok := capabilities[name]
+		if !ok {
+			return fmt.Errorf("capability %s: not one this init knows", name)
+		}
 		kept[c] = true
 	}
 	for c := 0; c <= last; c++ {
@@ -202,12 +209,18 @@ func (p *BedPod) StartContainer(t testing.TB, c Container) *Running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd := exec.Command("ip", "netns", "exec", p.NS, "unshare", "--mount", "--propagation", "private", self)
+	cmd.Env = []string{containerSpecEnv + "=" + string(spec), "PATH=" + os.Getenv("PATH")}
+	return start(t, cmd)
+}
+
+// start runs cmd with its output in a file, killed when the test ends.
+func start(t testing.TB, cmd *exec.Cmd) *Running {
+	t.Helper()
 	log, err := os.CreateTemp(t.TempDir(), "container-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", p.NS, "unshare", "--mount", "--propagation", "private", self)
-	cmd.Env = []string{containerSpecEnv + "=" + string(spec), "PATH=" + os.Getenv("PATH")}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
