@@ -15,6 +15,9 @@ import (
 // ignored are the chart's variables ztunnel does not read, and why (README says so).
 var ignored = map[string]string{
 	"RUST_BACKTRACE": "a Go panic always prints every goroutine's stack",
+	// istiod's switch; for ztunnel the chart only mounts root-cert.pem from a
+	// ClusterTrustBundle instead of the ConfigMap, at the same path.
+	"ENABLE_CLUSTER_TRUST_BUNDLE_API": "istiod's; root-cert.pem is mounted at the same path",
 }
 
 // declared reports whether ztunnel reads name: a variable of its table, or one of a
@@ -50,6 +53,10 @@ func TestChartPodConfig(t *testing.T) {
 				return c.LogFormat == "json" && c.WorkerThreads == 2 && c.WorkerThreadsSet && !c.DNS.Enabled &&
 					c.CRLPath == "/var/run/secrets/istio/crl/ca-crl.pem" && c.Addrs.DNS[0].Port() == 15054
 			}, "JSON logs, 2 threads from the CPU limit, no DNS capture, the CRL path"},
+		{"network and trust bundle", []string{"--set", "network=net-east", "--set", "env.ENABLE_CLUSTER_TRUST_BUNDLE_API=true"}, "8", "1",
+			func(c *config.Config) bool {
+				return c.Network == "net-east" && c.CARootCert == c.XDSRootCert
+			}, "on network net-east, the root from the same root-cert.pem"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -157,6 +157,8 @@ func (b *bed) volume(t *testing.T, v volume, node int) string {
 	case v.ConfigMap != nil && v.ConfigMap.Name == "istio-ca-root-cert":
 		writeIn(t, dir, "root-cert.pem", b.istiod.RootPEM)
 	case v.ConfigMap != nil && v.ConfigMap.Name == "istio-ca-crl" && v.ConfigMap.Optional:
+	case v.Projected != nil && len(v.Projected.Sources) == 1 && v.Projected.Sources[0].ClusterTrustBundle != nil:
+		writeIn(t, dir, v.Projected.Sources[0].ClusterTrustBundle.Path, b.istiod.RootPEM)
 	case v.Projected != nil && len(v.Projected.Sources) == 1 && v.Projected.Sources[0].ServiceAccountToken != nil:
 		writeIn(t, dir, v.Projected.Sources[0].ServiceAccountToken.Path, "a-projected-token")
 	case v.HostPath != nil && v.HostPath.Path == "/var/run/ztunnel":

@@ -30,6 +30,8 @@ func TestChartPod(t *testing.T) {
 		{"every option", "2", []string{"--set", "peerCaCrl.enabled=true", "--set", "logAsJson=true",
 			"--set", "resources.limits.cpu=2", "--set", "env.ISTIO_META_DNS_CAPTURE=false",
 			"--set", "meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_PROXY_ADDR=localhost:15054"}},
+		// The root from a ClusterTrustBundle instead of the ConfigMap, at the same path.
+		{"trust bundle", "2", []string{"--set", "env.ENABLE_CLUSTER_TRUST_BUNDLE_API=true"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,6 +68,7 @@ type volume struct {
 	Projected *struct {
 		Sources []struct {
 			ServiceAccountToken *struct{ Path, Audience string } `yaml:"serviceAccountToken"`
+			ClusterTrustBundle  *struct{ Name, Path string }     `yaml:"clusterTrustBundle"`
 		}
 	}
 }

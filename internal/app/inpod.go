@@ -81,6 +81,13 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 		var wg sync.WaitGroup
 		if dnsSrv != nil {
 			wg.Go(func() { dnsSrv.Run(pctx) })
+			wg.Go(func() {
+				select {
+				case <-a.drain.Draining(): // a successor takes new queries; these are still answered
+					dnsSrv.HandOver()
+				case <-pctx.Done():
+				}
+			})
 		}
 		p.Run(pctx)
 		wg.Wait()

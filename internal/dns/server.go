@@ -19,6 +19,7 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/sockopt"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -153,6 +154,25 @@ func (s *Server) newServer(srv *mdns.Server) *mdns.Server {
 	srv.MsgInvalidFunc = func([]byte, error) { s.opts.Metrics.Rejected("malformed") }
 	srv.DecorateReader = func(r mdns.Reader) mdns.Reader { return stallCounter{r, s.opts.Metrics} }
 	return srv
+}
+
+// HandOver sends new queries to a successor ztunnel's sockets, where one shares this
+// server's (SO_REUSEPORT in a pod, during a rolling update): the server goes on
+// answering what it already has until Run's context ends, so closing then loses no
+// datagram in its queue and resets no TCP handshake. Alone on its ports, or outside a
+// pod, nothing changes (sockopt.SteerToNewest).
+func (s *Server) HandOver() {
+	for _, srv := range s.servers {
+		var c any = srv.Listener
+		if srv.PacketConn != nil {
+			c = srv.PacketConn
+		}
+		if sc, ok := c.(syscall.Conn); ok {
+			if err := sockopt.SteerToNewest(sc); err != nil && !errors.Is(err, sockopt.ErrNoReusePort) {
+				s.log.Warn("cannot steer DNS queries to the new ztunnel", "error", err)
+			}
+		}
+	}
 }
 
 // Close releases the sockets of a server that will not Run (a pod whose other

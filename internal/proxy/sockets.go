@@ -104,6 +104,12 @@ func (h *HostSockets) ListenPacket(ctx context.Context, addr netip.AddrPort) (ne
 	if err != nil {
 		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
 	}
+	if h.Enter != nil && h.ReusePort { // as Listen does
+		if err := sockopt.ClearSteering(pc.(*net.UDPConn)); err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("clearing reuseport steering on udp %s: %w", addr, err)
+		}
+	}
 	return pc, nil
 }
 
