@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,6 +65,51 @@ func TestSteerToNewest(t *testing.T) {
 	defer plain.Close()
 	if err := SteerToNewest(plain.(*net.TCPListener)); !errors.Is(err, ErrNoReusePort) {
 		t.Errorf("steering a socket without SO_REUSEPORT: %v", err)
+	}
+}
+
+// Why a draining ztunnel steers first: the connections the kernel queued on a
+// SO_REUSEPORT socket are reset when it closes, though the group's other socket is
+// listening. Steered first, none are queued there.
+func TestClosingResetsWhatItQueued(t *testing.T) {
+	ztest.NoLeaks(t)
+	for _, steer := range []bool{false, true} {
+		lc := net.ListenConfig{Control: Options{ReusePort: true}.Control()}
+		lc.SetMultipathTCP(false)
+		old, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		succ, err := lc.Listen(context.Background(), "tcp", old.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if steer {
+			if err := SteerToNewest(old.(*net.TCPListener)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var conns []net.Conn
+		for range 20 {
+			c, err := net.Dial("tcp", old.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		old.Close() // nothing accepted: as a handshake still queued when a drain closes
+		resets := 0
+		for _, c := range conns {
+			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)) // a reset is already there
+			if _, err := c.Read(make([]byte, 1)); errors.Is(err, syscall.ECONNRESET) {
+				resets++
+			}
+			c.Close()
+		}
+		succ.Close()
+		if steer && resets != 0 || !steer && resets == 0 {
+			t.Errorf("steered %v: %d of 20 queued connections reset when the old socket closed", steer, resets)
+		}
 	}
 }
 
