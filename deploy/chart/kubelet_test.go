@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,7 +81,7 @@ func newBed(t *testing.T) *bed {
 		b.istiod.XDS.Set(xds.AddressType, w.Uid, ztest.AsAddress(w))
 		b.cnis[a.node].AddPod("uid-"+a.name, a.ns, a.name, a.sa, p.Path)
 		if strings.HasPrefix(a.name, "echo") {
-			whoami(t, p)
+			p.ServeWhoami(t, 8080)
 		}
 	}
 	for i := 1; i <= 2; i++ {
@@ -235,25 +234,4 @@ func waitReady(t *testing.T, spec podSpec, node *ztest.BedNode, zt *ztest.BedPod
 			t.Fatalf("%s not ready on :%d%s after 60 s (last: %d %v):\n%s", zt.Name, probe.Port, probe.Path, code, err, r.Output())
 		}
 	}
-}
-
-// whoami runs an app on 8080 that answers "<its address> <client's address>\n", then
-// echoes.
-func whoami(t *testing.T, p *ztest.BedPod) {
-	l := p.Listen(t, 8080)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				fmt.Fprintf(c, "%s %s\n", c.LocalAddr(), c.RemoteAddr())
-				io.Copy(c, c)
-			})
-		}
-	})
-	t.Cleanup(func() { l.Close(); wg.Wait() })
 }

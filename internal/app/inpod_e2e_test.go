@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -75,7 +74,7 @@ func newClusterBed(t *testing.T) *cluster {
 		c.pods[p.Name] = p
 	}
 	for _, name := range []string{"echo-a", "echo-b", "plain"} {
-		whoamiIn(t, c.pods[name])
+		c.pods[name].ServeWhoami(t, 8080)
 	}
 	c.upstream = n1.ServeDNS(t, upstreamIP, map[string][]string{"db.corp.example": {"10.70.2.11"}})
 	for name, p := range c.pods {
@@ -147,27 +146,6 @@ func (c *cluster) start(t *testing.T, i int, extra ...string) {
 		return resp.StatusCode == 200
 	})
 	http.DefaultClient.CloseIdleConnections()
-}
-
-// whoamiIn runs an app in the pod on 8080 that answers "<its address> <client's
-// address>\n" and then echoes.
-func whoamiIn(t *testing.T, p *ztest.BedPod) {
-	l := p.Listen(t, 8080)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				fmt.Fprintf(c, "%s %s\n", c.LocalAddr(), c.RemoteAddr())
-				io.Copy(c, c)
-			})
-		}
-	})
-	t.Cleanup(func() { l.Close(); wg.Wait() })
 }
 
 // ask connects from pod to addr and returns the app's "<server> <client>" line.

@@ -22,7 +22,6 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
-	"github.com/ztunnel-go/ztunnel/internal/netns"
 )
 
 // FakeCA is an Istio CA (istiod's CreateCertificate) on loopback with real TLS, signing
@@ -136,13 +135,8 @@ func (f *FakeCA) Start(t testing.TB) {
 // Start does not bring it back.
 func (f *FakeCA) ListenIn(t testing.TB, nsPath string) string {
 	t.Helper()
-	ns, err := netns.Open(nsPath)
+	l, err := listenIn(nsPath, "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	var l net.Listener
-	if err := ns.Do(func() (err error) { l, err = net.Listen("tcp", "127.0.0.1:0"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	f.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"math/big"
-	"net"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/ztunnel-go/ztunnel/internal/ca"
-	"github.com/ztunnel-go/ztunnel/internal/netns"
 )
 
 // IstiodName is istiod's in-cluster name, the one the ztunnel chart gives as
@@ -53,13 +51,8 @@ func NewFakeIstiod(t testing.TB, xds *FakeXDS, fca *FakeCA) *FakeIstiod {
 // namespace at nsPath, as istiod's Service would be reached from the bed's pods.
 func (f *FakeIstiod) ServeIn(t testing.TB, nsPath, addr string) {
 	t.Helper()
-	ns, err := netns.Open(nsPath)
+	l, err := listenIn(nsPath, addr)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	var l net.Listener
-	if err := ns.Do(func() (err error) { l, err = net.Listen("tcp", addr); return err }); err != nil {
 		t.Fatal(err)
 	}
 	go f.srv.Serve(l) // ends with the server's Stop

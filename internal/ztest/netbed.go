@@ -5,10 +5,12 @@ package ztest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,4 +263,38 @@ func (p *BedPod) Dial(addr string) (net.Conn, error) {
 		return err
 	})
 	return c, err
+}
+
+// ServeWhoami runs an app in the pod on port that answers "<its address> <client's
+// address>\n" and then echoes, until the test ends: who served a connection, and from
+// which source it came, is then what the client reads first.
+func (p *BedPod) ServeWhoami(t testing.TB, port int) {
+	l := p.Listen(t, port)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				fmt.Fprintf(c, "%s %s\n", c.LocalAddr(), c.RemoteAddr())
+				io.Copy(c, c)
+			})
+		}
+	})
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+}
+
+// listenIn opens a TCP listener on addr inside the network namespace at nsPath.
+func listenIn(nsPath, addr string) (net.Listener, error) {
+	ns, err := netns.Open(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	var l net.Listener
+	err = ns.Do(func() (err error) { l, err = net.Listen("tcp", addr); return err })
+	return l, err
 }
