@@ -33,15 +33,8 @@ func TestRollingUpdate(t *testing.T) {
 	const deadline = 5 * time.Second // TERMINATION_GRACE_PERIOD_SECONDS 6, less ztunnel's 1 s margin
 	grace := time.Duration(spec.TerminationGracePeriodSeconds) * time.Second
 	oldPod, newPod := b.pods["zt-a-1"], b.pods["zt-b-1"]
-	old := b.startZtunnel(t, spec, 1, oldPod, "2")
-	waitReady(t, spec, b.nodes[1], oldPod, old)
-	peer := b.startZtunnel(t, spec, 2, b.pods["zt-a-2"], "2")
-	waitReady(t, spec, b.nodes[2], b.pods["zt-a-2"], peer)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("old ztunnel:\n%s", old.Output())
-		}
-	})
+	old := b.startReady(t, spec, 1, oldPod)
+	peer := b.startReady(t, spec, 2, b.pods["zt-a-2"])
 
 	routes := []route{{b.pods["sleep"], b.pods["echo-b"].IP + ":8080"}, {b.pods["curl"], b.pods["echo-a"].IP + ":8080"}}
 	var longs []*longConn
@@ -52,14 +45,8 @@ func TestRollingUpdate(t *testing.T) {
 	defer load.stop()
 
 	time.Sleep(500 * time.Millisecond)
-	newer := b.startZtunnel(t, spec, 1, newPod, "2")
-	waitReady(t, spec, b.nodes[1], newPod, newer)
+	newer := b.startReady(t, spec, 1, newPod)
 	ztest.Eventually(t, "istio-cni has both ztunnels of node 1 connected", func() bool { return b.cnis[1].Connections() == 2 })
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("new ztunnel:\n%s", newer.Output())
-		}
-	})
 	time.Sleep(time.Second) // both serve
 	before := [2]dump{adminDump(t, oldPod), adminDump(t, newPod)}
 	for _, d := range before {
@@ -93,24 +80,44 @@ func TestRollingUpdate(t *testing.T) {
 	if servedBefore[0] == 0 || servedBefore[1] == 0 || servedAfter <= servedBefore[1] {
 		t.Errorf("connections opened: old %v and new %v while both ran, new %v at the end: want both to serve, then the new one", servedBefore[0], servedBefore[1], servedAfter)
 	}
+	checkLongLived(t, longs, term, gone, deadline)
+	askApp(t, b.pods["sleep"], b.pods["echo-b"].IP+":8080")
+	askApp(t, b.pods["curl"], b.pods["echo-a"].IP+":8080")
+	if d := adminDump(t, newPod); d.pods() != "default/echo-a foo/sleep" {
+		t.Errorf("the new ztunnel has pods %q after the handover", d.pods())
+	}
+	for _, r := range []*ztest.Running{newer, peer} {
+		r.Signal(syscall.SIGTERM)
+		if exited, err := r.Wait(grace); !exited || err != nil {
+			t.Errorf("exited %v (%v) within the grace period", exited, err)
+		}
+	}
+}
+
+// startReady starts the chart's ztunnel in pod zt of node i and waits for its
+// readiness probe; its log is shown if the test fails.
+func (b *bed) startReady(t *testing.T, spec podSpec, i int, zt *ztest.BedPod) *ztest.Running {
+	t.Helper()
+	r := b.startZtunnel(t, spec, i, zt, "2")
+	waitReady(t, spec, b.nodes[i], zt, r)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s on node %d:\n%s", zt.Name, i, r.Output())
+		}
+	})
+	return r
+}
+
+// checkLongLived wants every long-lived connection through the old ztunnel carried
+// until its drain deadline, and closed when it exits (at most a second later).
+func checkLongLived(t *testing.T, longs []*longConn, term, gone time.Time, deadline time.Duration) {
+	t.Helper()
 	for i, l := range longs {
 		lastOK, closedAt, err := l.result()
 		t.Logf("long-lived %d (%s): last echo %v after SIGTERM, closed %v after (%v)", i, l.route, lastOK.Sub(term).Round(10*time.Millisecond),
 			closedAt.Sub(term).Round(10*time.Millisecond), err)
 		if lastOK.Sub(term) < deadline-time.Second || closedAt.IsZero() || closedAt.After(gone.Add(time.Second)) {
 			t.Errorf("long-lived %d: want it carried until the %v deadline and closed when the old ztunnel exits (%v)", i, deadline, gone.Sub(term))
-		}
-	}
-	askApp(t, b.pods["sleep"], b.pods["echo-b"].IP+":8080")
-	askApp(t, b.pods["curl"], b.pods["echo-a"].IP+":8080")
-	if d := adminDump(t, newPod); d.pods() != "default/echo-a foo/sleep" {
-		t.Errorf("the new ztunnel has pods %q after the handover", d.pods())
-	}
-	newer.Signal(syscall.SIGTERM)
-	peer.Signal(syscall.SIGTERM)
-	for _, r := range []*ztest.Running{newer, peer} {
-		if exited, err := r.Wait(grace); !exited || err != nil {
-			t.Errorf("exited %v (%v) within the grace period", exited, err)
 		}
 	}
 }
