@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"time"
@@ -45,7 +46,9 @@ func (p *Proxy) handOver(ctx context.Context) {
 		if n, err := counter.Listening(uint16(tl.Addr().(*net.TCPAddr).Port)); err != nil || n < 2 {
 			continue
 		}
-		if err := sockopt.SteerToNewest(tl); err != nil {
+		if err := sockopt.SteerToNewest(tl); errors.Is(err, sockopt.ErrNoReusePort) {
+			continue // node mode: its IPv4 and IPv6 listeners of one port, not a successor
+		} else if err != nil {
 			p.log.Warn("cannot steer new connections to the new ztunnel", "addr", tl.Addr().String(), "error", err)
 			continue
 		}
