@@ -47,7 +47,10 @@ func SteerToNewest(l syscall.Conn) error {
 func ClearSteering(l syscall.Conn) error {
 	return control(l, func(fd int) error {
 		err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_REUSEPORT_BPF, 0)
-		if errors.Is(err, unix.ENOENT) { // nothing attached
+		// ENOENT: nothing attached. ENOPROTOOPT: a kernel before 5.3 cannot detach; a
+		// leftover program then sends everything to the newest socket, which is where a
+		// rolling update puts it anyway.
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOPROTOOPT) {
 			return nil
 		}
 		return err
