@@ -29,8 +29,10 @@ func bindHTTP(name string, h http.Handler, addrs []netip.AddrPort, optional func
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}}
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false) // plain TCP, as Rust's and our data plane's (Go's default is MPTCP)
 	for _, a := range addrs {
-		l, err := net.Listen("tcp", a.String())
+		l, err := lc.Listen(context.Background(), "tcp", a.String())
 		if err != nil {
 			if optional != nil && optional(a) && !errors.Is(err, syscall.EADDRINUSE) {
 				log.Debug("skipping listener", "server", name, "addr", a.String(), "error", err)
