@@ -42,7 +42,7 @@ var variables = []Variable{
 	{"POD_NAMESPACE", "–", "this pod's namespace, in the xDS node id"},
 	{"SERVICE_ACCOUNT", "–", "this pod's service account (ztunnel's own identity)"},
 	{"PACKET_MARK", "1337 (shared); none (dedicated)", "SO_MARK on ztunnel's sockets, so istio-cni's rules let them through"},
-	{"ENABLE_ORIG_SRC", "auto", "keep the client IP on inbound connections to the app (IP_TRANSPARENT)"},
+	{"ENABLE_ORIG_SRC", "– (auto)", "keep the client IP on inbound connections to the app (IP_TRANSPARENT)"},
 	{"IPV6_ENABLED", "true", "bind dual-stack `[::]`; false binds `0.0.0.0`"},
 	{"KEEPALIVE_ENABLED", "true", "TCP keepalive on accepted and outbound sockets"},
 	{"KEEPALIVE_TIME", "180s", "idle time before the first keepalive probe"},
