@@ -104,7 +104,7 @@ type Limits struct {
 	MaxHeaderListSize uint32        // decoded CONNECT header bytes accepted
 	MaxQueuedControl  uint32        // answers queued for a peer that does not read them
 	MaxEmptyData      uint32        // DATA frames in a row that carry nothing
-	ResetsPerSecond   uint32        // streams reset early or refused, per second (0: MaxStreams)
+	ResetsPerSecond   uint32        // streams reset early or refused, per second (default and 0: MaxStreams)
 	HandshakeTimeout  time.Duration // TLS handshake, and the HTTP/2 preface after it
 	IdleTimeout       time.Duration // a connection with no byte either way is closed (0: never)
 	HalfClosedTimeout time.Duration // after one side's FIN, silence this long closes it (0: never)

@@ -48,6 +48,7 @@ func TestDefaultsInCluster(t *testing.T) {
 		WindowSize: 4 << 20, ConnectionWindowSize: 16 << 20, FrameSize: 1 << 20,
 		PoolMaxStreamsPerConn: 100, PoolUnusedReleaseTimeout: 5 * time.Minute,
 		Limits: Limits{MaxConnections: 65536, MaxStreams: 200, MaxHeaderListSize: 64 << 10, MaxQueuedControl: 10000, MaxEmptyData: 100,
+			ResetsPerSecond: 200, // the table's default, HTTP2_MAX_CONCURRENT_STREAMS
 			HandshakeTimeout: 10 * time.Second, HalfClosedTimeout: 10 * time.Minute},
 		TerminationDeadline: 5 * time.Second, WorkerThreads: 8,
 		ProxyMetadata: map[string]string{}, ProxyMetadataJSON: map[string]string{},
@@ -171,7 +172,7 @@ var parseCases = []struct {
 	{"POOL_MAX_STREAMS_PER_CONNECTION=50", func(c *Config) bool { return c.PoolMaxStreamsPerConn == 50 }, "POOL_MAX_STREAMS_PER_CONNECTION=0"},
 	{"POOL_UNUSED_RELEASE_TIMEOUT=30s", func(c *Config) bool { return c.PoolUnusedReleaseTimeout == 30*time.Second }, "POOL_UNUSED_RELEASE_TIMEOUT=soon"},
 	{"MAX_CONNECTIONS=1000", func(c *Config) bool { return c.Limits.MaxConnections == 1000 }, "MAX_CONNECTIONS=0"},
-	{"HTTP2_MAX_CONCURRENT_STREAMS=100", func(c *Config) bool { return c.Limits.MaxStreams == 100 }, "HTTP2_MAX_CONCURRENT_STREAMS=0"},
+	{"HTTP2_MAX_CONCURRENT_STREAMS=100", func(c *Config) bool { return c.Limits.MaxStreams == 100 && c.Limits.ResetsPerSecond == 100 }, "HTTP2_MAX_CONCURRENT_STREAMS=0"},
 	{"HTTP2_MAX_HEADER_LIST_SIZE=16384", func(c *Config) bool { return c.Limits.MaxHeaderListSize == 16384 }, "HTTP2_MAX_HEADER_LIST_SIZE=10"},
 	{"HTTP2_MAX_QUEUED_CONTROL_FRAMES=500", func(c *Config) bool { return c.Limits.MaxQueuedControl == 500 }, "HTTP2_MAX_QUEUED_CONTROL_FRAMES=1"},
 	{"HTTP2_MAX_EMPTY_DATA_FRAMES=10", func(c *Config) bool { return c.Limits.MaxEmptyData == 10 }, "HTTP2_MAX_EMPTY_DATA_FRAMES=0"},

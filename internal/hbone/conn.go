@@ -32,7 +32,9 @@ type Settings struct {
 	CountError func(scope, code, reason string)
 }
 
-func (s Settings) withDefaults() Settings {
+// WithDefaults fills the zero values with Rust ztunnel's, as a Conn does; the defaults
+// test of the wiring compares them with the config loader's.
+func (s Settings) WithDefaults() Settings {
 	def := func(v *uint32, d uint32) {
 		if *v == 0 {
 			*v = d
@@ -109,7 +111,7 @@ type Conn struct {
 }
 
 func newConn(nc net.Conn, client bool, s Settings) *Conn {
-	s = s.withDefaults()
+	s = s.WithDefaults()
 	c := &Conn{
 		nc: nc, client: client, local: s,
 		streams: map[uint32]*Stream{}, nextID: 1,

@@ -72,17 +72,23 @@ type dialCall struct {
 	err  error // valid after done is closed
 }
 
+// WithDefaults fills the zero values with Rust ztunnel's, as New does.
+func (o Options) WithDefaults() Options {
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 100
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	return o
+}
+
 // New builds a pool; it starts nothing.
 func New(opts Options) *Pool {
-	if opts.MaxStreams <= 0 {
-		opts.MaxStreams = 100
-	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = 5 * time.Minute
-	}
-	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = 10 * time.Second
-	}
+	opts = opts.WithDefaults()
 	log := opts.Logger
 	if log == nil {
 		log = logging.Discard()

@@ -122,18 +122,14 @@ func New(d Deps) *Proxy {
 	c := d.Config
 	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
 		inbound: map[*hbone.Conn]struct{}{}, noise: logging.NewThrottle(noiseBurst),
-		settings: hbone.Settings{StreamWindow: c.WindowSize, ConnWindow: c.ConnectionWindowSize,
-			MaxFrameSize: c.FrameSize, MaxStreams: c.Limits.MaxStreams, MaxHeaderListSize: c.Limits.MaxHeaderListSize,
-			MaxQueuedControl: c.Limits.MaxQueuedControl, MaxEmptyData: c.Limits.MaxEmptyData, ResetsPerSecond: c.Limits.ResetsPerSecond,
-		}}
+		settings: hboneSettings(c)}
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(c.Limits.MaxConnections)
 	}
 	if p.hbonePort == 0 {
 		p.hbonePort = 15008
 	}
-	p.pool = pool.New(pool.Options{MaxStreams: int(c.PoolMaxStreamsPerConn), IdleTimeout: c.PoolUnusedReleaseTimeout,
-		Logger: logging.Scoped(d.Logger, "pool")})
+	p.pool = pool.New(poolOptions(c, logging.Scoped(d.Logger, "pool")))
 	// ztunnel's fixed data-plane ports are its own wherever it listens, plus any
 	// configured elsewhere (tests, SOCKS5).
 	p.ownPorts = []uint16{15001, 15006, 15008, p.hbonePort}
