@@ -48,7 +48,7 @@ func TestDefaultsInCluster(t *testing.T) {
 		WindowSize: 4 << 20, ConnectionWindowSize: 16 << 20, FrameSize: 1 << 20,
 		PoolMaxStreamsPerConn: 100, PoolUnusedReleaseTimeout: 5 * time.Minute,
 		Limits: Limits{MaxConnections: 65536, MaxStreams: 200, MaxHeaderListSize: 64 << 10, MaxQueuedControl: 10000, MaxEmptyData: 100,
-			ResetsPerSecond: 200, // the table's default, HTTP2_MAX_CONCURRENT_STREAMS
+			ResetsPerSecond:  200, // the table's default, HTTP2_MAX_CONCURRENT_STREAMS
 			HandshakeTimeout: 10 * time.Second, HalfClosedTimeout: 10 * time.Minute},
 		TerminationDeadline: 5 * time.Second, WorkerThreads: 8,
 		ProxyMetadata: map[string]string{}, ProxyMetadataJSON: map[string]string{},
