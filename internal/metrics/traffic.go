@@ -4,17 +4,56 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// trafficLabels are Istio's standard TCP labels, in the order Rust ztunnel encodes them.
-var trafficLabels = []string{
-	"reporter",
-	"source_workload", "source_canonical_service", "source_canonical_revision", "source_workload_namespace",
-	"source_principal", "source_app", "source_version", "source_cluster",
-	"destination_service", "destination_service_namespace", "destination_service_name",
-	"destination_workload", "destination_canonical_service", "destination_canonical_revision",
-	"destination_workload_namespace", "destination_principal", "destination_app", "destination_version",
-	"destination_cluster",
-	"request_protocol", "response_flags", "connection_security_policy",
-	"source_region", "source_zone", "destination_region", "destination_zone",
+// trafficLabel is one of Istio's standard TCP labels and where a connection's value
+// comes from: one row per label, so that a name and its value cannot get out of step.
+type trafficLabel struct {
+	name  string
+	value func(l *ConnLabels, flags string) string
+}
+
+// trafficLabels are in the order Rust ztunnel encodes them.
+var trafficLabels = []trafficLabel{
+	{"reporter", func(l *ConnLabels, _ string) string { return l.Reporter }},
+	{"source_workload", func(l *ConnLabels, _ string) string { return l.SrcWorkload }},
+	{"source_canonical_service", func(l *ConnLabels, _ string) string { return l.SrcCanonicalService }},
+	{"source_canonical_revision", func(l *ConnLabels, _ string) string { return l.SrcCanonicalRevision }},
+	{"source_workload_namespace", func(l *ConnLabels, _ string) string { return l.SrcNS }},
+	{"source_principal", func(l *ConnLabels, _ string) string { return l.SrcPrincipal }},
+	{"source_app", func(l *ConnLabels, _ string) string { return l.SrcApp }},
+	{"source_version", func(l *ConnLabels, _ string) string { return l.SrcVersion }},
+	{"source_cluster", func(l *ConnLabels, _ string) string { return l.SrcCluster }},
+	{"destination_service", func(l *ConnLabels, _ string) string { return l.DstService }},
+	{"destination_service_namespace", func(l *ConnLabels, _ string) string { return l.DstServiceNS }},
+	{"destination_service_name", func(l *ConnLabels, _ string) string { return l.DstServiceName }},
+	{"destination_workload", func(l *ConnLabels, _ string) string { return l.DstWorkload }},
+	{"destination_canonical_service", func(l *ConnLabels, _ string) string { return l.DstCanonicalService }},
+	{"destination_canonical_revision", func(l *ConnLabels, _ string) string { return l.DstCanonicalRevision }},
+	{"destination_workload_namespace", func(l *ConnLabels, _ string) string { return l.DstNS }},
+	{"destination_principal", func(l *ConnLabels, _ string) string { return l.DstPrincipal }},
+	{"destination_app", func(l *ConnLabels, _ string) string { return l.DstApp }},
+	{"destination_version", func(l *ConnLabels, _ string) string { return l.DstVersion }},
+	{"destination_cluster", func(l *ConnLabels, _ string) string { return l.DstCluster }},
+	{"request_protocol", func(*ConnLabels, string) string { return "tcp" }},
+	{"response_flags", func(_ *ConnLabels, flags string) string { return flags }},
+	{"connection_security_policy", func(l *ConnLabels, _ string) string {
+		if l.MutualTLS {
+			return "mutual_tls"
+		}
+		return ""
+	}},
+	{"source_region", func(l *ConnLabels, _ string) string { return l.SrcRegion }},
+	{"source_zone", func(l *ConnLabels, _ string) string { return l.SrcZone }},
+	{"destination_region", func(l *ConnLabels, _ string) string { return l.DstRegion }},
+	{"destination_zone", func(l *ConnLabels, _ string) string { return l.DstZone }},
+}
+
+// trafficLabelNames are the label names, for the metric vectors.
+func trafficLabelNames() []string {
+	names := make([]string, len(trafficLabels))
+	for i, lb := range trafficLabels {
+		names[i] = lb.name
+	}
+	return names
 }
 
 // ConnLabels describe one connection for the traffic metrics. Empty fields render as
@@ -30,19 +69,13 @@ type ConnLabels struct {
 	SrcRegion, SrcZone, DstRegion, DstZone                        string
 }
 
+// values are the connection's label values in trafficLabels' order, "unknown" where
+// empty.
 func (l *ConnLabels) values(flags string) []string {
-	security := "unknown"
-	if l.MutualTLS {
-		security = "mutual_tls"
+	v := make([]string, len(trafficLabels))
+	for i, lb := range trafficLabels {
+		v[i] = lb.value(l, flags)
 	}
-	v := []string{l.Reporter,
-		l.SrcWorkload, l.SrcCanonicalService, l.SrcCanonicalRevision, l.SrcNS,
-		l.SrcPrincipal, l.SrcApp, l.SrcVersion, l.SrcCluster,
-		l.DstService, l.DstServiceNS, l.DstServiceName,
-		l.DstWorkload, l.DstCanonicalService, l.DstCanonicalRevision, l.DstNS,
-		l.DstPrincipal, l.DstApp, l.DstVersion, l.DstCluster,
-		"tcp", flags, security,
-		l.SrcRegion, l.SrcZone, l.DstRegion, l.DstZone}
 	return unknownIfEmpty(v)
 }
 
@@ -68,8 +101,9 @@ type Traffic struct {
 // NewTraffic registers the TCP metrics on reg, under the names Istio's dashboards and
 // Kiali query (with _total, in the text format too).
 func NewTraffic(reg prometheus.Registerer) *Traffic {
+	names := trafficLabelNames()
 	counter := func(name, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, trafficLabels)
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, names)
 	}
 	t := &Traffic{
 		opened:   counter("istio_tcp_connections_opened_total", "The total number of TCP connections opened"),
