@@ -37,12 +37,19 @@ type Update struct {
 }
 
 // ResourceError is why one resource of an Update was refused; the others still apply.
+// Kind and Name are apart so that xDS can name the resource in its NACK.
 type ResourceError struct {
-	Name string
+	Kind string // "workload", "service", "policy", or "address" when neither could be told
+	Name string // the resource's key: a workload's uid, "ns/hostname", "ns/name"; may be empty
 	Err  error
 }
 
-func (e *ResourceError) Error() string { return e.Name + ": " + e.Err.Error() }
+func (e *ResourceError) Error() string {
+	if e.Name == "" {
+		return e.Kind + ": " + e.Err.Error()
+	}
+	return e.Kind + " " + e.Name + ": " + e.Err.Error()
+}
 func (e *ResourceError) Unwrap() error { return e.Err }
 
 // NewStore returns an empty store whose snapshot is already readable.
@@ -100,7 +107,7 @@ func (s *Store) insertAddressLocked(a *workloadapi.Address) *ResourceError {
 	case *workloadapi.Address_Workload:
 		w, err := newWorkload(t.Workload)
 		if err != nil {
-			return &ResourceError{Name: "workload " + t.Workload.GetUid(), Err: err}
+			return &ResourceError{Kind: "workload", Name: t.Workload.GetUid(), Err: err}
 		}
 		w.seq = s.seq
 		s.workloads[w.Uid] = w
@@ -108,12 +115,12 @@ func (s *Store) insertAddressLocked(a *workloadapi.Address) *ResourceError {
 		svc, err := newService(t.Service)
 		if err != nil {
 			name := t.Service.GetNamespace() + "/" + t.Service.GetHostname()
-			return &ResourceError{Name: "service " + name, Err: err}
+			return &ResourceError{Kind: "service", Name: name, Err: err}
 		}
 		svc.seq = s.seq
 		s.services[svc.Key] = svc
 	default:
-		return &ResourceError{Name: "address", Err: errors.New("neither workload nor service")}
+		return &ResourceError{Kind: "address", Err: errors.New("neither workload nor service")}
 	}
 	return nil
 }
@@ -121,7 +128,7 @@ func (s *Store) insertAddressLocked(a *workloadapi.Address) *ResourceError {
 func (s *Store) insertPolicyLocked(p *security.Authorization) *ResourceError {
 	key := p.GetNamespace() + "/" + p.GetName()
 	if err := validPolicy(p); err != nil {
-		return &ResourceError{Name: "policy " + key, Err: err}
+		return &ResourceError{Kind: "policy", Name: key, Err: err}
 	}
 	s.policies[key] = p
 	return nil

@@ -93,8 +93,7 @@ func (c *Client) handle(resp *discoverypb.DeltaDiscoveryResponse) *discoverypb.D
 	}
 	u, bad := decode(i, resp)
 	for _, e := range c.store.Apply(u) {
-		_, name, _ := strings.Cut(e.Name, " ") // "workload <uid>", "policy <ns/name>", …
-		bad = append(bad, rejection{name, e.Err.Error()})
+		bad = append(bad, rejection{e.Name, e.Err.Error()})
 	}
 	c.record(i, resp, bad)
 	if len(bad) > 0 {
