@@ -47,18 +47,16 @@ type Client struct {
 	demands chan string   // names to subscribe on demand; read by the running session
 	synced  chan struct{} // closed once the first response of every type is applied
 
-	mu         sync.Mutex           // guards the fields below
-	known      [2]map[string]string // per type (Address, Authorization): name → version
-	wanted     map[string]bool      // on-demand names, re-subscribed on every stream
+	mu         sync.Mutex                            // guards the fields below
+	known      [len(resourceTypes)]map[string]string // per type: name → version
+	wanted     map[string]bool                       // on-demand names, re-subscribed on every stream
 	waiters    map[string][]chan struct{}
-	typeSynced [2]bool // first response of each type applied
+	typeSynced [len(resourceTypes)]bool // first response of each type applied
 }
 
 // Synced is closed once the state holds istiod's first answer for every type: the
 // proxies start serving then, as Rust ztunnel's do.
 func (c *Client) Synced() <-chan struct{} { return c.synced }
-
-var types = [2]string{AddressType, AuthorizationType}
 
 // New builds the client; ready is cleared once the first response of each type is in.
 func New(cfg ClientConfig, store *state.Store, ready *readiness.Task) (*Client, error) {
@@ -74,9 +72,10 @@ func New(cfg ClientConfig, store *state.Store, ready *readiness.Task) (*Client, 
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, store: store, ready: ready, conn: conn,
 		demands: make(chan string, 64), synced: make(chan struct{}), wanted: map[string]bool{}, waiters: map[string][]chan struct{}{}}
-	c.known[0], c.known[1] = map[string]string{}, map[string]string{}
-	if cfg.OnDemand {
-		c.typeSynced[0] = true // Address resources arrive on demand: nothing to wait for
+	for i, t := range resourceTypes {
+		c.known[i] = map[string]string{}
+		// Resources that arrive on demand give nothing to wait for.
+		c.typeSynced[i] = cfg.OnDemand && t.onDemand
 	}
 	return c, nil
 }
@@ -160,12 +159,12 @@ func (c *Client) answeredLocked(name string) {
 func (c *Client) subscribeRequest(i int) *discoverypb.DeltaDiscoveryRequest {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	req := &discoverypb.DeltaDiscoveryRequest{Node: c.cfg.Node, TypeUrl: types[i],
+	req := &discoverypb.DeltaDiscoveryRequest{Node: c.cfg.Node, TypeUrl: resourceTypes[i].url,
 		InitialResourceVersions: make(map[string]string, len(c.known[i]))}
 	for name, v := range c.known[i] {
 		req.InitialResourceVersions[name] = v
 	}
-	if i == 0 && c.cfg.OnDemand {
+	if resourceTypes[i].onDemand && c.cfg.OnDemand {
 		req.ResourceNamesSubscribe = []string{"*"}
 		req.ResourceNamesUnsubscribe = []string{"*"}
 		for name := range c.wanted {

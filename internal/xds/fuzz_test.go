@@ -49,7 +49,7 @@ func FuzzResourceConversion(f *testing.F) {
 			i = 1
 		}
 		resp := &discoverypb.DeltaDiscoveryResponse{Resources: []*discoverypb.Resource{
-			{Name: "fuzzed", Resource: &anypb.Any{TypeUrl: types[i], Value: body}}}}
+			{Name: "fuzzed", Resource: &anypb.Any{TypeUrl: resourceTypes[i].url, Value: body}}}}
 		u, bad := decode(i, resp)
 		errs := state.NewStore().Apply(u)
 		if len(bad)+len(errs) > 1 {

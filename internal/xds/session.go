@@ -30,7 +30,7 @@ func (c *Client) session(ctx context.Context) (got bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", errNoConnection, err)
 	}
-	for i := range types {
+	for i := range resourceTypes {
 		if err := st.Send(c.subscribeRequest(i)); err != nil {
 			return false, fmt.Errorf("%w: %v", errNoConnection, err)
 		}
@@ -130,9 +130,9 @@ func (c *Client) record(i int, resp *discoverypb.DeltaDiscoveryResponse, bad []r
 		delete(c.known[i], name)
 		c.answeredLocked(name)
 	}
-	wasSynced := c.typeSynced[0] && c.typeSynced[1]
+	wasSynced := c.syncedLocked()
 	c.typeSynced[i] = true
-	if !wasSynced && c.typeSynced[0] && c.typeSynced[1] {
+	if !wasSynced && c.syncedLocked() {
 		if c.ready != nil {
 			c.ready.Done()
 		}
@@ -140,11 +140,12 @@ func (c *Client) record(i int, resp *discoverypb.DeltaDiscoveryResponse, bad []r
 	}
 }
 
-func typeIndex(url string) int {
-	for i, t := range types {
-		if t == url {
-			return i
+// syncedLocked reports whether every type has had its first response.
+func (c *Client) syncedLocked() bool {
+	for _, ok := range c.typeSynced {
+		if !ok {
+			return false
 		}
 	}
-	return -1
+	return true
 }
