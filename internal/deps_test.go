@@ -1,0 +1,102 @@
+// Package internal_test holds the import rules of the house: which floor may reach
+// which, checked on the real import graph (`go list`), as tailscale's depaware does.
+package internal_test
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
+)
+
+const module = "github.com/ztunnel-go/ztunnel/"
+
+// pkg is one package of the module: its direct imports and everything it depends on,
+// with the module prefix cut.
+type pkg struct{ imports, deps []string }
+
+func graph(t *testing.T) map[string]pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \",\"}}|{{join .Deps \",\"}}", "./...")
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	g := map[string]pkg{}
+	trim := func(list string) []string {
+		var out []string
+		for _, p := range strings.Split(list, ",") {
+			if p != "" {
+				out = append(out, strings.TrimPrefix(p, module))
+			}
+		}
+		return out
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "|")
+		g[strings.TrimPrefix(f[0], module)] = pkg{imports: trim(f[1]), deps: trim(f[2])}
+	}
+	return g
+}
+
+// ioPackages is what a package that only computes must not reach: sockets' options and
+// namespaces, processes, gRPC, HTTP servers.
+var ioPackages = []string{"net/http", "google.golang.org/grpc", "golang.org/x/sys/unix", "os/exec", "internal/sockopt", "internal/netns"}
+
+// noIO are the floors that decide without doing I/O (hbone speaks HTTP/2 over a
+// net.Conn it is given, so x/net's http2 brings net/http along; it still opens nothing).
+var noIO = map[string][]string{
+	"internal/state":    ioPackages,
+	"internal/identity": ioPackages,
+	"internal/rbac":     ioPackages,
+	"internal/hbone":    {"google.golang.org/grpc", "golang.org/x/sys/unix", "os/exec", "internal/sockopt", "internal/netns"},
+}
+
+// wiring are the rooms only app puts together.
+var wiring = []string{"internal/proxy", "internal/xds", "internal/inpod", "internal/admin"}
+
+// allowed are the imports of a wiring room from elsewhere that stand today, each with
+// its reason; the test fails when one is gone, so that the list stays true.
+var allowed = map[string]string{
+	"internal/inpod -> internal/proxy": "proxy.Pod names a pod; goes with the one workload-reference type (issue 17)",
+	"cmd/ztunnel -> internal/admin":    "the `ztunnel authz` and `ztunnel dns` commands are clients of the admin port",
+}
+
+func TestImportRules(t *testing.T) {
+	ztest.NoLeaks(t)
+	g := graph(t)
+	for name, banned := range noIO {
+		p, ok := g[name]
+		if !ok {
+			t.Errorf("%s is gone: update the rules", name)
+		}
+		for _, b := range banned {
+			if slices.ContainsFunc(p.deps, func(d string) bool { return d == b }) {
+				t.Errorf("%s reaches %s: it must decide without I/O", name, b)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for name, p := range g {
+		for _, imp := range p.imports {
+			edge := name + " -> " + imp
+			switch {
+			case imp == "internal/app" && name != "cmd/ztunnel":
+				t.Errorf("%s: only cmd/ztunnel imports app", edge)
+			case slices.Contains(wiring, imp) && name != "internal/app":
+				if _, ok := allowed[edge]; !ok {
+					t.Errorf("%s: only app wires %s", edge, imp)
+				}
+				seen[edge] = true
+			}
+		}
+	}
+	for edge, why := range allowed {
+		if !seen[edge] {
+			t.Errorf("%s (%s) no longer stands: drop it from the allowed list", edge, why)
+		}
+	}
+}
