@@ -177,17 +177,7 @@ func serve(t *testing.T, addr string, h func(net.Conn)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { defer c.Close(); h(c) })
-		}
-	})
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+	ztest.Serve(t, l, h)
 }
 
 // whoami says which address served the connection and who connected, then echoes.

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -269,22 +268,10 @@ func (p *BedPod) Dial(addr string) (net.Conn, error) {
 // address>\n" and then echoes, until the test ends: who served a connection, and from
 // which source it came, is then what the client reads first.
 func (p *BedPod) ServeWhoami(t testing.TB, port int) {
-	l := p.Listen(t, port)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				fmt.Fprintf(c, "%s %s\n", c.LocalAddr(), c.RemoteAddr())
-				io.Copy(c, c)
-			})
-		}
+	Serve(t, p.Listen(t, port), func(c net.Conn) {
+		fmt.Fprintf(c, "%s %s\n", c.LocalAddr(), c.RemoteAddr())
+		io.Copy(c, c)
 	})
-	t.Cleanup(func() { l.Close(); wg.Wait() })
 }
 
 // listenIn opens a TCP listener on addr inside the network namespace at nsPath.
