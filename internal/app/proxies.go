@@ -38,6 +38,11 @@ func (a *App) startProxy(ctx context.Context, wg *sync.WaitGroup, certs *certmgr
 	if err := p.Bind(ctx); err != nil {
 		return err
 	}
+	select {
+	case <-synced: // static state is complete already: ready as soon as Started says so
+		task.Done()
+	default:
+	}
 	wg.Go(func() {
 		select {
 		case <-synced:
