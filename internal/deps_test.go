@@ -61,8 +61,7 @@ var wiring = []string{"internal/proxy", "internal/xds", "internal/inpod", "inter
 // allowed are the imports of a wiring room from elsewhere that stand today, each with
 // its reason; the test fails when one is gone, so that the list stays true.
 var allowed = map[string]string{
-	"internal/inpod -> internal/proxy": "proxy.Pod names a pod; goes with the one workload-reference type (issue 17)",
-	"cmd/ztunnel -> internal/admin":    "the `ztunnel authz` and `ztunnel dns` commands are clients of the admin port",
+	"cmd/ztunnel -> internal/admin": "the `ztunnel authz` and `ztunnel dns` commands are clients of the admin port",
 }
 
 func TestImportRules(t *testing.T) {

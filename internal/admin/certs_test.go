@@ -146,9 +146,9 @@ func TestWorkloadStateForIstioctl(t *testing.T) {
 	ztest.NoLeaks(t)
 	f := newFixture(t)
 	reg := conns.New()
-	pod := conns.Workload{Key: "54ce2023-7c77", Name: "sleep-abc", Namespace: "foo", ServiceAccount: "sleep"}
+	pod := identity.Workload{UID: "54ce2023-7c77", Name: "sleep-abc", Namespace: "foo", ServiceAccount: "sleep"}
 	reg.SetPod(pod, true)
-	reg.SetPod(conns.Workload{Key: "pending-1", Name: "late", Namespace: "foo"}, false)
+	reg.SetPod(identity.Workload{UID: "pending-1", Name: "late", Namespace: "foo"}, false)
 	done := reg.Add(pod, &conns.Conn{Src: "10.0.0.1:40000", OriginalDst: "10.96.0.1:80", ActualDst: "10.0.0.2:15008", Protocol: "HBONE"})
 	defer done()
 	reg.Add(pod, &conns.Conn{Inbound: true, Src: "10.0.0.9:5000", ActualDst: "10.0.0.1:8080", Protocol: "TCP"})

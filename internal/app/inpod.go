@@ -20,7 +20,7 @@ import (
 func (a *App) runInPod(ctx context.Context, wg *sync.WaitGroup, certs *certmgr.Manager, synced <-chan struct{},
 	demand func(context.Context, string) error) {
 	task := a.ready.Register("workload proxy manager")
-	start := func(pod inpod.Pod, ns *netns.NS) (inpod.Running, error) {
+	start := func(pod identity.Workload, ns *netns.NS) (inpod.Running, error) {
 		return a.startPod(ctx, certs, demand, pod, ns)
 	}
 	c := inpod.New(a.cfg.InPodUDS, start, logging.Scoped(a.log, "inpod"), task, a.conns)
@@ -47,14 +47,14 @@ func (p *podProxy) Stop() { p.cancel(); <-p.done }
 // localhost, inside the pod's namespace, with the packet mark (so the pod's own iptables rules let ztunnel's traffic through) and
 // SO_REUSEPORT (so a new ztunnel can take over while the old one drains).
 func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(context.Context, string) error,
-	pod inpod.Pod, ns *netns.NS) (inpod.Running, error) {
+	pod identity.Workload, ns *netns.NS) (inpod.Running, error) {
 	c := a.cfg
 	wild := c.Addrs.Inbound.Addr() // [::] or 0.0.0.0, as configured
 	sockets := proxy.NewHostSockets(c)
 	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
 	p := proxy.New(proxy.Deps{
 		Config: c, State: a.store, Certs: certs, Sockets: sockets, Authz: a.authz, Demand: demand, Drain: a.drain,
-		Pod: &pod.Info, PodUID: pod.UID, Traffic: a.traffic, Conns: a.conns, ConnLimit: a.connCap, Logger: logging.Scoped(a.log, "proxy"),
+		Pod: &pod, Traffic: a.traffic, Conns: a.conns, ConnLimit: a.connCap, Logger: logging.Scoped(a.log, "proxy"),
 		Listen: proxy.Listen{
 			Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
 			Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},
@@ -62,7 +62,7 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 			HBONEPort:        c.Addrs.Inbound.Port(),
 		},
 	})
-	dnsSrv, err := a.podDNS(ctx, sockets, pod.Info.Namespace, pod.Info.Name, pod.UID)
+	dnsSrv, err := a.podDNS(ctx, sockets, pod.Namespace, pod.Name, pod.UID)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 		}
 		return nil, err
 	}
-	certs.Prefetch(identity.New(c.TrustDomain, pod.Info.Namespace, pod.Info.ServiceAccount))
+	certs.Prefetch(identity.New(c.TrustDomain, pod.Namespace, pod.ServiceAccount))
 	pctx, cancel := context.WithCancel(ctx)
 	pp := &podProxy{cancel: cancel, done: make(chan struct{})}
 	go func() { // joined by Stop, which inpod calls

@@ -19,7 +19,7 @@ func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, stri
 		Traffic: a.traffic, Conns: a.conns, ConnLimit: a.connCap,
 	}
 	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated { // one workload, named
-		d.Pod = &proxy.Pod{Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount}
+		d.Pod = w
 	}
 	return proxy.New(d)
 }

@@ -5,6 +5,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/identity"
 )
 
 // ProxyMode says whether ztunnel serves many workloads (shared) or one (dedicated).
@@ -18,7 +20,7 @@ const (
 // Config is built once by Load and never changed; every subsystem reads it.
 type Config struct {
 	ProxyMode    ProxyMode
-	WorkloadInfo *WorkloadInfo // dedicated mode only
+	WorkloadInfo *identity.Workload // dedicated mode only; no UID
 	// InPod: listeners inside each pod's netns (istio-cni ZDS). False is node mode: one
 	// netns, the source workload found by its IP.
 	InPod          bool
@@ -135,13 +137,6 @@ type DNS struct {
 	// PreferredNamespace breaks ties between services of one hostname (Rust's
 	// PREFERED_SERVICE_NAMESPACE, sic).
 	PreferredNamespace string
-}
-
-// WorkloadInfo names the workload of a dedicated-mode ztunnel.
-type WorkloadInfo struct {
-	Namespace      string
-	Name           string
-	ServiceAccount string
 }
 
 // RootCert is where trusted roots come from: a file, the system pool, or inline PEM.

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
+
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -132,7 +134,9 @@ var parseCases = []struct {
 	bad   string
 }{
 	{"PROXY_MODE=dedicated", func(c *Config) bool { return c.ProxyMode == Dedicated && c.PacketMark == 0 && !c.InPod }, "PROXY_MODE=sidecar"},
-	{"PROXY_WORKLOAD_INFO=ns/name/sa", func(c *Config) bool { return *c.WorkloadInfo == WorkloadInfo{"ns", "name", "sa"} }, "PROXY_WORKLOAD_INFO=ns/name"},
+	{"PROXY_WORKLOAD_INFO=ns/name/sa", func(c *Config) bool {
+		return *c.WorkloadInfo == identity.Workload{Namespace: "ns", Name: "name", ServiceAccount: "sa"}
+	}, "PROXY_WORKLOAD_INFO=ns/name"},
 	{"INPOD_ENABLED=false", func(c *Config) bool { return !c.InPod }, "INPOD_ENABLED=maybe"},
 	{"INPOD_UDS=/run/z.sock", func(c *Config) bool { return c.InPodUDS == "/run/z.sock" }, ""},
 	{"INPOD_PORT_REUSE=false", func(c *Config) bool { return !c.InPodPortReuse }, "INPOD_PORT_REUSE=nope"},

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ztunnel-go/ztunnel/internal/identity"
 )
 
 // Files whose presence means "running in a Kubernetes pod": the projected Istio token and
@@ -119,13 +121,13 @@ func (r *reader) inCluster() bool {
 	return r.src.exists(defaultIstioToken) || r.src.exists(k8sTokenFile)
 }
 
-func (r *reader) workloadInfo(v string) *WorkloadInfo {
+func (r *reader) workloadInfo(v string) *identity.Workload {
 	parts := strings.Split(v, "/")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 		r.fail("PROXY_WORKLOAD_INFO", v, errors.New("want namespace/name/serviceaccount"))
 		return nil
 	}
-	return &WorkloadInfo{Namespace: parts[0], Name: parts[1], ServiceAccount: parts[2]}
+	return &identity.Workload{Namespace: parts[0], Name: parts[1], ServiceAccount: parts[2]}
 }
 
 // loadControlPlane reads istiod's addresses, roots and credentials. Outside a cluster an

@@ -1,10 +1,11 @@
 package config
 
 import (
-	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 // TestReadmeTableMatchesVariables keeps the README's configuration table in step with

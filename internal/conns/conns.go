@@ -5,15 +5,9 @@ package conns
 import (
 	"sort"
 	"sync"
-)
 
-// Workload names the pod (or node-mode workload) a connection belongs to.
-type Workload struct {
-	Key            string // pod uid in in-pod mode, workload uid in node mode
-	Name           string
-	Namespace      string
-	ServiceAccount string
-}
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+)
 
 // Conn is one live connection as the dump shows it.
 type Conn struct {
@@ -27,22 +21,22 @@ type Conn struct {
 // Registry is safe for concurrent use. A nil *Registry records nothing.
 type Registry struct {
 	mu    sync.Mutex
-	pods  map[string]podState // guarded by mu
-	conns map[*Conn]Workload  // guarded by mu
+	pods  map[string]podState         // guarded by mu
+	conns map[*Conn]identity.Workload // guarded by mu
 }
 
 type podState struct {
-	w  Workload
+	w  identity.Workload
 	up bool
 }
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{pods: map[string]podState{}, conns: map[*Conn]Workload{}}
+	return &Registry{pods: map[string]podState{}, conns: map[*Conn]identity.Workload{}}
 }
 
 // Add records a live connection of w until the returned function is called.
-func (r *Registry) Add(w Workload, c *Conn) func() {
+func (r *Registry) Add(w identity.Workload, c *Conn) func() {
 	if r == nil {
 		return func() {}
 	}
@@ -57,13 +51,13 @@ func (r *Registry) Add(w Workload, c *Conn) func() {
 }
 
 // SetPod records a pod istio-cni handed over, Up when its proxies run.
-func (r *Registry) SetPod(w Workload, up bool) {
+func (r *Registry) SetPod(w identity.Workload, up bool) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pods[w.Key] = podState{w, up}
+	r.pods[w.UID] = podState{w, up}
 }
 
 // RemovePod forgets a pod.
@@ -78,7 +72,7 @@ func (r *Registry) RemovePod(key string) {
 
 // State is one workload's entry in the dump.
 type State struct {
-	Workload Workload
+	Workload identity.Workload
 	State    string // Up | Pending, for pods; "" in node mode
 	Inbound  []Conn
 	Outbound []Conn
@@ -100,10 +94,10 @@ func (r *Registry) Dump() map[string]*State {
 		out[key] = st
 	}
 	for c, w := range r.conns {
-		st := out[w.Key]
+		st := out[w.UID]
 		if st == nil {
 			st = &State{Workload: w}
-			out[w.Key] = st
+			out[w.UID] = st
 		}
 		if c.Inbound {
 			st.Inbound = append(st.Inbound, *c)

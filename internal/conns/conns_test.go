@@ -3,16 +3,18 @@ package conns
 import (
 	"testing"
 
-	"github.com/ztunnel-go/ztunnel/internal/ztest"
 	"go.uber.org/goleak"
+
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestDumpShowsPodsAndTheirLiveConnections(t *testing.T) {
 	ztest.NoLeaks(t)
-	sleep := Workload{Key: "uid-sleep", Name: "sleep", Namespace: "foo", ServiceAccount: "sleep"}
-	idle := Workload{Key: "uid-idle", Name: "idle", Namespace: "foo"}
+	sleep := identity.Workload{UID: "uid-sleep", Name: "sleep", Namespace: "foo", ServiceAccount: "sleep"}
+	idle := identity.Workload{UID: "uid-idle", Name: "idle", Namespace: "foo"}
 	r := New()
 	r.SetPod(sleep, true)
 	r.SetPod(idle, false)
@@ -40,8 +42,8 @@ func TestDumpShowsPodsAndTheirLiveConnections(t *testing.T) {
 func TestNilRegistryRecordsNothing(t *testing.T) {
 	ztest.NoLeaks(t)
 	var r *Registry
-	r.Add(Workload{Key: "k"}, &Conn{})()
-	r.SetPod(Workload{Key: "k"}, true)
+	r.Add(identity.Workload{UID: "k"}, &Conn{})()
+	r.SetPod(identity.Workload{UID: "k"}, true)
 	r.RemovePod("k")
 	if d := r.Dump(); len(d) != 0 {
 		t.Errorf("nil registry dump = %v", d)

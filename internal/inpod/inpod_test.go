@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"istio.io/istio/pkg/zdsapi"
 
+	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/inpod"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/netns"
@@ -59,7 +60,7 @@ type run struct {
 
 func (r run) Stop() { r.s.mu.Lock(); delete(r.s.running, r.uid); r.s.mu.Unlock() }
 
-func (s *starter) start(p inpod.Pod, _ *netns.NS) (inpod.Running, error) {
+func (s *starter) start(p identity.Workload, _ *netns.NS) (inpod.Running, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.starts[p.UID]++

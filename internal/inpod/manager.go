@@ -11,28 +11,22 @@ import (
 	"istio.io/istio/pkg/zdsapi"
 
 	"github.com/ztunnel-go/ztunnel/internal/conns"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/netns"
-	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
 )
-
-// Pod is a pod istio-cni handed over: its uid (the Kubernetes pod UID) and names.
-type Pod struct {
-	UID  string
-	Info proxy.Pod
-}
 
 // Running is a pod's proxy set; Stop ends it (listeners and connections) and waits.
 type Running interface{ Stop() }
 
 // Starter opens a pod's listeners inside ns and starts serving; an error (a port that
 // cannot be bound, say) leaves the pod pending, to be retried.
-type Starter func(pod Pod, ns *netns.NS) (Running, error)
+type Starter func(pod identity.Workload, ns *netns.NS) (Running, error)
 
 // podEntry is one pod's slot. Guarded by Manager.mu.
 type podEntry struct {
-	pod     Pod
+	pod     identity.Workload
 	ns      *netns.NS
 	running Running // nil while pending
 	err     error   // why it is pending
@@ -81,7 +75,7 @@ func (m *manager) add(a *zdsapi.AddWorkload, file *os.File) error {
 		return err // NACK; the pods already served are not affected
 	}
 	info := a.GetWorkloadInfo()
-	pod := Pod{UID: a.Uid, Info: proxy.Pod{Name: info.GetName(), Namespace: info.GetNamespace(), ServiceAccount: info.GetServiceAccount()}}
+	pod := identity.Workload{UID: a.Uid, Name: info.GetName(), Namespace: info.GetNamespace(), ServiceAccount: info.GetServiceAccount()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e := m.pods[a.Uid]; e != nil {
@@ -99,16 +93,15 @@ func (m *manager) add(a *zdsapi.AddWorkload, file *os.File) error {
 
 func (m *manager) startLocked(e *podEntry) error {
 	r, err := m.start(e.pod, e.ns)
-	m.conns.SetPod(conns.Workload{Key: e.pod.UID, Name: e.pod.Info.Name, Namespace: e.pod.Info.Namespace,
-		ServiceAccount: e.pod.Info.ServiceAccount}, err == nil)
+	m.conns.SetPod(e.pod, err == nil)
 	if err != nil {
 		e.err = err
-		m.log.Warn("pod proxy failed to start; will retry", "pod", e.pod.Info.Namespace+"/"+e.pod.Info.Name, "uid", e.pod.UID, "error", err)
+		m.log.Warn("pod proxy failed to start; will retry", "pod", e.pod.Namespace+"/"+e.pod.Name, "uid", e.pod.UID, "error", err)
 		return err
 	}
 	e.running, e.err = r, nil
 	m.stats.Started()
-	m.log.Info("pod proxy started", "pod", e.pod.Info.Namespace+"/"+e.pod.Info.Name, "uid", e.pod.UID)
+	m.log.Info("pod proxy started", "pod", e.pod.Namespace+"/"+e.pod.Name, "uid", e.pod.UID)
 	return nil
 }
 
@@ -193,7 +186,7 @@ func (m *manager) stopLocked(e *podEntry) {
 		e.running.Stop()
 		e.running = nil
 		m.stats.Stopped()
-		m.log.Info("pod proxy stopped", "pod", e.pod.Info.Namespace+"/"+e.pod.Info.Name, "uid", e.pod.UID)
+		m.log.Info("pod proxy stopped", "pod", e.pod.Namespace+"/"+e.pod.Name, "uid", e.pod.UID)
 	}
 	e.ns.Close()
 }

@@ -10,10 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
+	"istio.io/istio/pkg/zdsapi"
+
+	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/netns"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
-	"istio.io/istio/pkg/zdsapi"
 )
 
 type noop struct{}
@@ -34,7 +36,7 @@ func FuzzZDSMessage(f *testing.F) {
 	f.Add(del, true)
 	f.Add(snap, false)
 	f.Add([]byte{0xff, 0x01}, false)
-	m := newManager(func(Pod, *netns.NS) (Running, error) { return noop{}, nil }, logging.Discard(),
+	m := newManager(func(identity.Workload, *netns.NS) (Running, error) { return noop{}, nil }, logging.Discard(),
 		readiness.New().Register("inpod"))
 	defer m.stopAll()
 	f.Fuzz(func(t *testing.T, packet []byte, withFD bool) {

@@ -37,9 +37,6 @@ type Authorizer interface {
 	Decide(snap *state.Snapshot, w *state.Workload, c *rbac.Conn) rbac.Decision
 }
 
-// Pod is the one workload an in-pod proxy serves, as istio-cni names it.
-type Pod struct{ Name, Namespace, ServiceAccount string }
-
 // Listen is where the proxies listen; each address list may be empty (that proxy off).
 type Listen struct {
 	Outbound         []netip.AddrPort
@@ -77,8 +74,9 @@ type Deps struct {
 	Drain  *drain.Drain
 	// Pod, in in-pod mode, is the workload this proxy serves: the source of its outbound
 	// connections and the destination of its inbound ones, whatever the addresses.
-	Pod    *Pod
-	PodUID string // istio-cni's uid of Pod, the key of its connections in the dump
+	// Its UID (istio-cni's) keys its connections in the dump; without one, connections
+	// are keyed by istiod's workload uid.
+	Pod *identity.Workload
 	// Traffic counts Istio's TCP metrics; Conns lists live connections. Both may be nil.
 	Traffic *metrics.Traffic
 	Conns   *conns.Registry

@@ -94,9 +94,9 @@ func (p *Proxy) track(r *record) func() {
 	if w == nil || p.deps.Conns == nil {
 		return func() {}
 	}
-	key := conns.Workload{Key: w.Uid, Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount}
-	if pod := p.deps.Pod; pod != nil && p.deps.PodUID != "" {
-		key = conns.Workload{Key: p.deps.PodUID, Name: pod.Name, Namespace: pod.Namespace, ServiceAccount: pod.ServiceAccount}
+	key := identity.Workload{UID: w.Uid, Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount}
+	if pod := p.deps.Pod; pod != nil && pod.UID != "" {
+		key = *pod
 	}
 	protocol := "TCP"
 	if r.mtls {
