@@ -52,6 +52,7 @@ var noIO = map[string][]string{
 	"internal/state":    ioPackages,
 	"internal/identity": ioPackages,
 	"internal/rbac":     ioPackages,
+	"internal/route":    ioPackages,
 	"internal/hbone":    {"google.golang.org/grpc", "golang.org/x/sys/unix", "os/exec", "internal/sockopt", "internal/netns"},
 }
 

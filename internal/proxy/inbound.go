@@ -16,6 +16,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
+	"github.com/ztunnel-go/ztunnel/internal/route"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -59,11 +60,11 @@ func traceID(traceparent string) string {
 
 // certForLocal is the certificate of the workload at the address a client reached.
 func (p *Proxy) certForLocal(ctx context.Context, local net.Addr) (*identity.Cert, error) {
-	w := p.localWorkload(p.deps.State.Snapshot(), addrPort(local).Addr())
+	w := p.router.Local(p.deps.State.Snapshot(), addrPort(local).Addr())
 	if w == nil {
 		return nil, errorf("no workload at %s", local)
 	}
-	return p.deps.Certs.Get(ctx, workloadID(w))
+	return p.deps.Certs.Get(ctx, route.WorkloadID(w))
 }
 
 // serveStream handles one CONNECT: check where it goes, ask authorization, reach the
@@ -75,7 +76,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		"peer_ip", peer.Addr().String(), "peer_id", peerID.String())
 	snap := p.deps.State.Snapshot()
 	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID,
-		mtls: true, baggage: req.Baggage, srcW: snap.WorkloadByAddr(p.deps.Config.Network, peer.Addr())}
+		mtls: true, baggage: req.Baggage, srcW: p.router.Peer(snap, peer.Addr())}
 	if !p.deps.ConnLimit.acquire() {
 		p.overLimit(local)
 		p.failed(r, "CONNECT", errOverLimit)
@@ -83,14 +84,15 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		return
 	}
 	defer p.deps.ConnLimit.release()
-	target, dstW, code, err := p.inboundTarget(snap, req, local.Addr())
+	in, code, err := p.inboundTarget(snap, req, local.Addr())
 	if err != nil {
 		p.noise.Log(log, slog.LevelWarn, noiseRefused, "CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
 		p.failed(r, "CONNECT", err)
 		st.Respond(code)
 		return
 	}
-	r.dst, r.dstW, r.dstID, r.svc = target, dstW, workloadID(dstW), p.inboundService(snap, req, dstW)
+	target, dstW := in.Target, in.Workload
+	r.dst, r.dstW, r.dstID, r.svc = target, dstW, route.WorkloadID(dstW), in.Service
 	if r.svc != nil {
 		r.origDst = r.svc.Hostname
 	}
@@ -143,89 +145,36 @@ func (p *Proxy) dialApp(peer, target netip.AddrPort) (*net.TCPConn, error) {
 	return up.(*net.TCPConn), nil
 }
 
-// inboundService is the service the client addressed: the hostname authority, or the
-// host= of its forwarded header; preferring the destination's own namespace.
-func (p *Proxy) inboundService(snap *state.Snapshot, req *hbone.Request, w *state.Workload) *state.Service {
-	host := ""
-	if a, err := hbone.ParseAuthority(req.Authority); err == nil && a.IsHostname() {
-		host = a.Host
+// inboundTarget checks the CONNECT and routes it: 400 for a malformed request or an
+// IP that is not this workload's, 503 when the target cannot be reached.
+func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local netip.Addr) (route.Inbound, int, error) {
+	if req.Method() != "CONNECT" { // a malformed CONNECT never gets here: hbone resets it
+		return route.Inbound{}, http.StatusBadRequest, errorf("not a CONNECT request (method %q)", req.Method())
 	}
-	for _, part := range strings.Split(req.Forwarded, ";") {
+	auth, err := hbone.ParseAuthority(req.Authority)
+	if err != nil {
+		return route.Inbound{}, http.StatusBadRequest, err
+	}
+	in, err := p.router.Inbound(snap, local, route.Connect{Addr: auth.Addr, Host: auth.Host, Port: auth.Port,
+		ForwardedHost: forwardedHost(req.Forwarded)})
+	switch {
+	case errors.Is(err, route.ErrMalformed):
+		return in, http.StatusBadRequest, err
+	case err != nil:
+		return in, http.StatusServiceUnavailable, err
+	}
+	return in, 0, nil
+}
+
+// forwardedHost is the host= of a Forwarded header (RFC 7239), "" when absent.
+func forwardedHost(forwarded string) string {
+	host := ""
+	for _, part := range strings.Split(forwarded, ";") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "host") {
 			host = strings.Trim(v, `"`)
 		}
 	}
-	var svc *state.Service
-	for _, s := range snap.ServicesByHost(host) {
-		if svc == nil || s.Namespace == w.Namespace {
-			svc = s
-		}
-	}
-	return svc
-}
-
-// inboundTarget checks the CONNECT and says which local address:port it reaches, or
-// which status refuses it: 400 for a malformed request, an IP that is not this
-// workload's, or one of ztunnel's ports; 503 when the target cannot be resolved.
-func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local netip.Addr) (netip.AddrPort, *state.Workload, int, error) {
-	if req.Method() != "CONNECT" { // a malformed CONNECT never gets here: hbone resets it
-		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("not a CONNECT request (method %q)", req.Method())
-	}
-	auth, err := hbone.ParseAuthority(req.Authority)
-	if err != nil {
-		return netip.AddrPort{}, nil, http.StatusBadRequest, err
-	}
-	dstW := p.localWorkload(snap, local)
-	if dstW == nil {
-		return netip.AddrPort{}, nil, http.StatusServiceUnavailable, errorf("no workload at %s", local)
-	}
-	port := auth.Port
-	if auth.IsHostname() {
-		if port, err = hostnameTarget(snap, dstW, auth); err != nil {
-			return netip.AddrPort{}, nil, http.StatusServiceUnavailable, err
-		}
-	} else if auth.Addr.Addr() != local && !servesAsWaypoint(snap, dstW, auth.Addr.Addr()) {
-		return netip.AddrPort{}, nil, http.StatusBadRequest, errorf("ip mismatch: %s is not %s", auth.Addr.Addr(), local)
-	}
-	if p.isOwnPort(port) { // Rust's SelfCall: answered 503, as any unreachable upstream
-		return netip.AddrPort{}, nil, http.StatusServiceUnavailable, errorf("port %d is ztunnel's own", port)
-	}
-	return netip.AddrPortFrom(local, port), dstW, 0, nil
-}
-
-// hostnameTarget resolves host:servicePort to this workload's target port, preferring
-// the service in the workload's own namespace.
-func hostnameTarget(snap *state.Snapshot, w *state.Workload, auth hbone.Authority) (uint16, error) {
-	var svc *state.Service
-	for _, s := range snap.ServicesByHost(auth.Host) {
-		if svc == nil || s.Namespace == w.Namespace {
-			svc = s
-		}
-	}
-	if svc == nil {
-		return 0, errorf("unknown service %s", auth.Host)
-	}
-	ep := svc.Endpoint(w.Uid)
-	if ep == nil {
-		return 0, errorf("%s is not an endpoint of %s", w.Name, auth.Host)
-	}
-	port, ok := svc.TargetPort(ep, uint32(auth.Port))
-	if !ok {
-		return 0, errorf("service %s has no target for port %d", auth.Host, auth.Port)
-	}
-	return uint16(port), nil
-}
-
-// servesAsWaypoint reports whether w is the waypoint of the service or workload at ip,
-// the one case where a CONNECT may name another address than the one it reached.
-func servesAsWaypoint(snap *state.Snapshot, w *state.Workload, ip netip.Addr) bool {
-	if svc := snap.ServiceByVIP(w.Network, ip); svc != nil && svc.Waypoint != nil {
-		return isWaypoint(snap, w, svc.Waypoint)
-	}
-	if t := snap.WorkloadByAddr(w.Network, ip); t != nil && t.Waypoint != nil {
-		return isWaypoint(snap, w, t.Waypoint)
-	}
-	return false
+	return host
 }
 
 func (p *Proxy) recheckIfAuthz(log *slog.Logger, c rbac.Conn, r *record) func(*state.Snapshot) bool {
@@ -248,11 +197,11 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 	log := logging.Span(logging.Scoped(p.log, "inbound_passthrough"), "inbound_passthrough",
 		"peer_ip", src.Addr().String(), "dst", dst.String())
 	snap := p.deps.State.Snapshot()
-	r := &record{start: time.Now(), inbound: true, src: src, dst: dst, srcW: snap.WorkloadByAddr(p.deps.Config.Network, src.Addr())}
+	r := &record{start: time.Now(), inbound: true, src: src, dst: dst, srcW: p.router.Peer(snap, src.Addr())}
 	if err == nil {
-		r.dstW = p.localWorkload(snap, dst.Addr())
+		r.dstW = p.router.Local(snap, dst.Addr())
 	}
-	if err != nil || r.dstW == nil || p.isOwnPort(dst.Port()) {
+	if err != nil || r.dstW == nil || p.router.IsOwnPort(dst.Port()) {
 		err = errors.Join(err, errorf("not a local workload's port"))
 		log.Warn("plaintext connection refused", "error", err)
 		p.failed(r, "CONNECT", err)

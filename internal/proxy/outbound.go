@@ -13,6 +13,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
+	"github.com/ztunnel-go/ztunnel/internal/route"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -28,7 +29,7 @@ func (p *Proxy) serveOutbound(c net.Conn) {
 		return
 	}
 	dst, err := p.deps.Sockets.OriginalDst(tc)
-	if err != nil || p.isOwnPort(dst.Port()) && isLocal(c, dst) {
+	if err != nil || p.router.IsOwnPort(dst.Port()) && isLocal(c, dst) {
 		p.log.Warn("outbound connection without a usable original destination", "src", c.RemoteAddr().String(), "error", err)
 		c.Close()
 		return
@@ -44,18 +45,18 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 	}
 	r := &record{start: time.Now(), src: addrPort(c.RemoteAddr()), dst: dst, origDst: dst.String()}
 	snap := p.onDemand(dst.Addr())
-	if r.srcW = p.sourceWorkload(snap, r.src.Addr()); r.srcW == nil {
+	if r.srcW = p.router.Source(snap, r.src.Addr()); r.srcW == nil {
 		p.refuseOutbound(c, r, connected, errUnknownSource)
 		return
 	}
-	pl, err := p.resolve(snap, r.srcW, dst)
+	pl, err := p.router.Outbound(snap, r.srcW, dst)
 	if err != nil {
 		p.refuseOutbound(c, r, connected, err)
 		return
 	}
-	r.dstW, r.svc, r.mtls, r.hboneAddr, r.dst = pl.dst, pl.service, pl.hbone, pl.authority, pl.dial
-	if pl.hbone {
-		r.srcID, r.dstID = workloadID(r.srcW), workloadID(pl.dst)
+	r.dstW, r.svc, r.mtls, r.hboneAddr, r.dst = pl.Dst, pl.Service, pl.HBONE(), pl.Authority, pl.Dial
+	if pl.HBONE() {
+		r.srcID, r.dstID = route.WorkloadID(r.srcW), route.WorkloadID(pl.Dst)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	up, err := p.connect(ctx, r.srcW, r.src, pl)
@@ -117,31 +118,31 @@ func (p *Proxy) onDemand(dst netip.Addr) *state.Snapshot {
 
 // connect reaches the plan's destination: plain TCP, or an HBONE stream pooled per
 // source identity, expected identities, peer and source IP.
-func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.AddrPort, pl plan) (halfConn, error) {
-	if !pl.hbone {
-		c, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.dial)
+func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.AddrPort, pl route.Plan) (halfConn, error) {
+	if !pl.HBONE() {
+		c, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.Dial)
 		if err != nil {
 			return nil, err
 		}
 		return c.(*net.TCPConn), nil
 	}
-	srcID := workloadID(srcW)
+	srcID := route.WorkloadID(srcW)
 	cert, err := p.deps.Certs.Get(ctx, srcID)
 	if err != nil {
 		return nil, errorf("certificate for %s: %w", srcID, err)
 	}
-	key := pool.NewKey(srcID, pl.expected, pl.dial, src.Addr())
-	req := &hbone.Request{Authority: pl.authority, Forwarded: hbone.ForwardedFor(src, pl.serviceHost),
+	key := pool.NewKey(srcID, pl.Expected, pl.Dial, src.Addr())
+	req := &hbone.Request{Authority: pl.Authority, Forwarded: hbone.ForwardedFor(src, pl.ServiceHost),
 		Baggage: baggage(srcW), Traceparent: hbone.NewTraceparent()}
 	dial := func(ctx context.Context) (*hbone.Conn, error) {
-		nc, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.dial)
+		nc, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.Dial)
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(nc, mtls.ClientConfig(cert, pl.expected))
+		tc := tls.Client(nc, mtls.ClientConfig(cert, pl.Expected))
 		if err := mtls.Handshake(ctx, tc, p.deps.Config.Limits.HandshakeTimeout); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.dial, err)
+			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.Dial, err)
 		}
 		return hbone.NewClientConn(tc, p.settingsFor(addrPort(nc.RemoteAddr())))
 	}

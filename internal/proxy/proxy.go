@@ -22,6 +22,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
+	"github.com/ztunnel-go/ztunnel/internal/route"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -88,14 +89,13 @@ type Deps struct {
 
 // Proxy runs every listener of one ztunnel (node mode) or one pod (in-pod mode).
 type Proxy struct {
-	deps      Deps
-	log       *slog.Logger
-	access    *slog.Logger // the access log: one line per connection
-	hbonePort uint16
-	settings  hbone.Settings
-	pool      *pool.Pool
-	tracker   *tracker
-	ownPorts  []uint16 // ztunnel's data-plane ports: never a tunnel target
+	deps     Deps
+	log      *slog.Logger
+	access   *slog.Logger // the access log: one line per connection
+	router   route.Router
+	settings hbone.Settings
+	pool     *pool.Pool
+	tracker  *tracker
 
 	noise *logging.Throttle // log budget of per-peer noise (noise.go)
 
@@ -118,22 +118,19 @@ func New(d Deps) *Proxy {
 		d.Drain = drain.New()
 	}
 	c := d.Config
-	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), hbonePort: d.Listen.HBONEPort, tracker: newTracker(),
+	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), tracker: newTracker(),
 		inbound: map[*hbone.Conn]struct{}{}, noise: logging.NewThrottle(noiseBurst),
 		settings: hboneSettings(c)}
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(c.Limits.MaxConnections)
 	}
-	if p.hbonePort == 0 {
-		p.hbonePort = 15008
-	}
 	p.pool = pool.New(poolOptions(c, logging.Scoped(d.Logger, "pool")))
 	// ztunnel's fixed data-plane ports are its own wherever it listens, plus any
 	// configured elsewhere (tests, SOCKS5).
-	p.ownPorts = []uint16{15001, 15006, 15008, p.hbonePort}
+	p.router = route.Router{Network: c.Network, HBONEPort: d.Listen.HBONEPort, Pod: d.Pod}
 	for _, l := range [][]netip.AddrPort{d.Listen.Outbound, d.Listen.InboundPlaintext, d.Listen.Socks5} {
 		for _, a := range l {
-			p.ownPorts = append(p.ownPorts, a.Port())
+			p.router.OwnPorts = append(p.router.OwnPorts, a.Port())
 		}
 	}
 	return p
@@ -260,32 +257,4 @@ func (p *Proxy) acceptLoop(b boundListener, conns *sync.WaitGroup) {
 	}
 }
 
-// isOwnPort reports a port of ztunnel's own data plane: tunnelling to it would loop.
-func (p *Proxy) isOwnPort(port uint16) bool {
-	for _, o := range p.ownPorts {
-		if o == port {
-			return true
-		}
-	}
-	return false
-}
-
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
-
-// sourceWorkload is who is calling: the pod this proxy serves (in-pod mode), or the
-// workload owning the connection's source IP (node mode).
-func (p *Proxy) sourceWorkload(snap *state.Snapshot, src netip.Addr) *state.Workload {
-	if pod := p.deps.Pod; pod != nil {
-		return snap.WorkloadByName(pod.Namespace, pod.Name)
-	}
-	return snap.WorkloadByAddr(p.deps.Config.Network, src)
-}
-
-// localWorkload is the destination of an inbound connection: the pod this proxy serves,
-// or the workload owning the address the client reached.
-func (p *Proxy) localWorkload(snap *state.Snapshot, local netip.Addr) *state.Workload {
-	if pod := p.deps.Pod; pod != nil {
-		return snap.WorkloadByName(pod.Namespace, pod.Name)
-	}
-	return snap.WorkloadByAddr(p.deps.Config.Network, local)
-}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ztunnel-go/ztunnel/internal/route"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -122,14 +123,11 @@ func (p *Proxy) lookupHost(c net.Conn, host string) (netip.Addr, error) {
 	if len(svcs) == 0 {
 		return netip.Addr{}, errorf("hostname %q is not a service of the mesh", host)
 	}
-	svc := svcs[0]
-	if src := snap.WorkloadByAddr(p.deps.Config.Network, addrPort(c.RemoteAddr()).Addr()); src != nil {
-		for _, s := range svcs {
-			if s.Namespace == src.Namespace {
-				svc = s
-			}
-		}
+	ns := ""
+	if src := p.router.Peer(snap, addrPort(c.RemoteAddr()).Addr()); src != nil {
+		ns = src.Namespace
 	}
+	svc := route.ServiceByHost(snap, host, ns)
 	if ip, ok := pickVIP(svc); ok {
 		return ip, nil
 	}

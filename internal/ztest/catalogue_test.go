@@ -27,7 +27,7 @@ var catalogue = []kase{
 	{"BI-2", "malformed :authority", []string{"internal/proxy.TestBadConnectRequests", "internal/hbone.TestParseAuthority",
 		"internal/hbone.FuzzParseAuthority"}, "PROXY protocol is not emitted, so there are no TLV lengths to bound."},
 	{"BI-3", "open proxy / SSRF through inbound HBONE", []string{"internal/proxy.TestBadConnectRequests",
-		"internal/proxy.TestInboundRefusals"}, "The upstream is always the local workload's IP: inboundTarget never dials the authority's IP."},
+		"internal/proxy.TestInboundRefusals"}, "The upstream is always the local workload's IP: route.Router.Inbound never dials the authority's IP."},
 	{"BI-4", "loops and sensitive ports", []string{"internal/app.TestInPod/a_pod_calling_ztunnel's_ports_directly_is_refused",
 		"internal/proxy.TestInboundRefusals", "internal/proxy.TestBadConnectRequests"},
 		"Admin (15000) binds 127.0.0.1 of the node netns only (internal/config.TestDefaultsInCluster); a pod's 127.0.0.1 is its own."},

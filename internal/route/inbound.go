@@ -1,0 +1,95 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/ztunnel-go/ztunnel/internal/state"
+)
+
+// Connect is what routing reads of an inbound HBONE CONNECT, already parsed by hbone:
+// its authority in one of two forms, and the host= of its forwarded header.
+type Connect struct {
+	Addr netip.AddrPort // the address form, when Host is empty
+	Host string         // the hostname form (a service, as in double HBONE)
+	Port uint16
+	// ForwardedHost is the service the client addressed, as its ztunnel wrote it.
+	ForwardedHost string
+}
+
+// Inbound is where an accepted CONNECT goes.
+type Inbound struct {
+	Target   netip.AddrPort  // always on the local workload's IP the client reached
+	Workload *state.Workload // the local workload
+	Service  *state.Service  // the service the client addressed, if known
+}
+
+// ErrMalformed marks a refusal that is the client's fault (HTTP 400); other refusals
+// name what cannot be reached (503).
+var ErrMalformed = errors.New("malformed request")
+
+// Inbound checks a CONNECT that arrived at local, and says which local address:port it
+// reaches: refused as ErrMalformed for an IP that is not this workload's; otherwise
+// for a workload or service unknown here, or one of ztunnel's own ports (Rust's
+// SelfCall, answered as any unreachable upstream). The upstream is always local's
+// IP: the authority's IP is never dialed.
+func (r Router) Inbound(snap *state.Snapshot, local netip.Addr, c Connect) (Inbound, error) {
+	w := r.Local(snap, local)
+	if w == nil {
+		return Inbound{}, fmt.Errorf("no workload at %s", local)
+	}
+	port := c.Port
+	if c.Host != "" {
+		var err error
+		if port, err = hostnameTarget(snap, w, c.Host, c.Port); err != nil {
+			return Inbound{}, err
+		}
+	} else if c.Addr.Addr() != local && !servesAsWaypoint(snap, w, c.Addr.Addr()) {
+		return Inbound{}, fmt.Errorf("%w: ip mismatch: %s is not %s", ErrMalformed, c.Addr.Addr(), local)
+	}
+	if r.IsOwnPort(port) {
+		return Inbound{}, fmt.Errorf("port %d is ztunnel's own", port)
+	}
+	return Inbound{Target: netip.AddrPortFrom(local, port), Workload: w, Service: addressedService(snap, c, w)}, nil
+}
+
+// addressedService is the service the client addressed: the hostname authority, or
+// the host= of its forwarded header; preferring the destination's own namespace.
+func addressedService(snap *state.Snapshot, c Connect, w *state.Workload) *state.Service {
+	host := c.Host
+	if c.ForwardedHost != "" {
+		host = c.ForwardedHost
+	}
+	return ServiceByHost(snap, host, w.Namespace)
+}
+
+// hostnameTarget resolves host:servicePort to w's target port, preferring the service
+// in w's own namespace.
+func hostnameTarget(snap *state.Snapshot, w *state.Workload, host string, port uint16) (uint16, error) {
+	svc := ServiceByHost(snap, host, w.Namespace)
+	if svc == nil {
+		return 0, fmt.Errorf("unknown service %s", host)
+	}
+	ep := svc.Endpoint(w.Uid)
+	if ep == nil {
+		return 0, fmt.Errorf("%s is not an endpoint of %s", w.Name, host)
+	}
+	target, ok := svc.TargetPort(ep, uint32(port))
+	if !ok {
+		return 0, fmt.Errorf("service %s has no target for port %d", host, port)
+	}
+	return uint16(target), nil
+}
+
+// servesAsWaypoint reports whether w is the waypoint of the service or workload at ip,
+// the one case where a CONNECT may name another address than the one it reached.
+func servesAsWaypoint(snap *state.Snapshot, w *state.Workload, ip netip.Addr) bool {
+	if svc := snap.ServiceByVIP(w.Network, ip); svc != nil && svc.Waypoint != nil {
+		return isWaypoint(snap, w, svc.Waypoint)
+	}
+	if t := snap.WorkloadByAddr(w.Network, ip); t != nil && t.Waypoint != nil {
+		return isWaypoint(snap, w, t.Waypoint)
+	}
+	return false
+}
