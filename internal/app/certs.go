@@ -10,6 +10,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 )
 
@@ -30,8 +31,8 @@ func (a *App) certSource() (certmgr.Fetcher, func(), error) {
 		return nil, func() {}, nil
 	}
 	client, err := caclient.New(caclient.Config{
-		Address: c.CAAddress, Roots: c.CARootCert, Token: c.AuthToken, ClusterID: c.ClusterID,
-		Headers: c.CAHeaders, TTL: c.SecretTTL, Impersonate: c.ProxyMode == config.Shared,
+		Address: c.CAAddress, Roots: istiod.Roots(c.CARootCert), Token: istiod.Token(c.AuthToken), ClusterID: c.ClusterID,
+		Headers: istiodHeaders(c.CAHeaders), TTL: c.SecretTTL, Impersonate: c.ProxyMode == config.Shared,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("certificate authority (CA_ADDRESS, CA_ROOT_CA; FAKE_CA=true uses the built-in CA): %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
@@ -24,13 +25,14 @@ func (a *App) runXDS(ctx context.Context, wg *sync.WaitGroup, task *readiness.Ta
 		task.Done()
 		return closed, nil, nil
 	}
-	node, err := xds.Node(c)
+	node, err := xds.Node(xds.NodeInfo{InstanceIP: c.InstanceIP, PodName: c.PodName, PodNamespace: c.PodNamespace,
+		NodeName: c.NodeName, ProxyMetadata: c.ProxyMetadata, ProxyMetadataJSON: c.ProxyMetadataJSON})
 	if err != nil {
 		return nil, nil, err
 	}
 	client, err := xds.New(xds.ClientConfig{
-		Address: c.XDSAddress, Roots: c.XDSRootCert, Node: node, OnDemand: c.XDSOnDemand,
-		Creds:  istiod.CallCreds{Token: c.AuthToken, ClusterID: c.ClusterID, Headers: c.XDSHeaders},
+		Address: c.XDSAddress, Roots: istiod.Roots(c.XDSRootCert), Node: node, OnDemand: c.XDSOnDemand,
+		Creds:  istiod.CallCreds{Token: istiod.Token(c.AuthToken), ClusterID: c.ClusterID, Headers: istiodHeaders(c.XDSHeaders)},
 		Logger: logging.Scoped(a.log, "xds"), Metrics: metrics.NewXDS(a.registry),
 	}, a.store, task)
 	if err != nil {
@@ -43,4 +45,13 @@ func (a *App) runXDS(ctx context.Context, wg *sync.WaitGroup, task *readiness.Ta
 	}
 	a.log.Info("xDS client started", "address", c.XDSAddress, "on_demand", c.XDSOnDemand)
 	return client.Synced(), demand, nil
+}
+
+// istiodHeaders are the extra metadata of XDS_HEADER_* or CA_HEADER_*, in env order.
+func istiodHeaders(hs []config.Header) []istiod.Header {
+	out := make([]istiod.Header, len(hs))
+	for i, h := range hs {
+		out[i] = istiod.Header{Name: h.Name, Value: h.Value}
+	}
+	return out
 }

@@ -19,18 +19,17 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	pb "istio.io/api/security/v1alpha1"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/istiod"
 )
 
 // Config says where the CA is and how to authenticate to it.
 type Config struct {
-	Address   string          // https://host:port
-	Roots     config.RootCert // trusted roots for the CA's serving certificate
-	Token     config.Token
+	Address   string       // https://host:port
+	Roots     istiod.Roots // trusted roots for the CA's serving certificate
+	Token     istiod.Token
 	ClusterID string
-	Headers   []config.Header // CA_HEADER_* metadata
+	Headers   []istiod.Header // CA_HEADER_* metadata
 	TTL       time.Duration   // requested validity (SECRET_TTL)
 	// Impersonate is shared mode: ztunnel asks for other workloads' identities, which
 	// istiod allows only for pods on ztunnel's node.

@@ -12,8 +12,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ztunnel-go/ztunnel/internal/caclient"
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
@@ -29,8 +29,8 @@ func client(t *testing.T, f *ztest.FakeCA, mutate func(*caclient.Config)) (*cacl
 		t.Fatal(err)
 	}
 	cfg := caclient.Config{
-		Address: f.Address, Roots: config.RootCert{PEM: f.ServePEM}, Token: config.Token{File: tokenFile},
-		ClusterID: "east", Headers: []config.Header{{Name: "x-tenant", Value: "t1"}}, TTL: 12 * time.Hour,
+		Address: f.Address, Roots: istiod.Roots{PEM: f.ServePEM}, Token: istiod.Token{File: tokenFile},
+		ClusterID: "east", Headers: []istiod.Header{{Name: "x-tenant", Value: "t1"}}, TTL: 12 * time.Hour,
 		Impersonate: true,
 	}
 	if mutate != nil {
@@ -96,7 +96,7 @@ func TestCSRAndMetadata(t *testing.T) {
 func TestNoImpersonationInDedicatedMode(t *testing.T) {
 	ztest.NoLeaks(t)
 	f := ztest.NewFakeCA(t)
-	c, _ := client(t, f, func(cfg *caclient.Config) { cfg.Impersonate = false; cfg.Token = config.Token{Literal: "lit"} })
+	c, _ := client(t, f, func(cfg *caclient.Config) { cfg.Impersonate = false; cfg.Token = istiod.Token{Literal: "lit"} })
 	if _, err := fetch(t, c, httpbin); err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +117,8 @@ func TestBadAnswersAndFaults(t *testing.T) {
 		{"garbage", func(f *ztest.FakeCA, _ *caclient.Config) { f.Garbage(true) }, "not PEM"},
 		{"CA error", func(f *ztest.FakeCA, _ *caclient.Config) { f.Fail(errors.New("quota exceeded")) }, "quota exceeded"},
 		{"CA down", func(f *ztest.FakeCA, _ *caclient.Config) { f.Stop() }, "requesting certificate"},
-		{"missing token file", func(_ *ztest.FakeCA, c *caclient.Config) { c.Token = config.Token{File: "/nonexistent/token"} }, "reading token file"},
-		{"untrusted CA", func(_ *ztest.FakeCA, c *caclient.Config) { c.Roots = config.RootCert{PEM: ztest.NewFakeCA(t).ServePEM} }, "certificate"},
+		{"missing token file", func(_ *ztest.FakeCA, c *caclient.Config) { c.Token = istiod.Token{File: "/nonexistent/token"} }, "reading token file"},
+		{"untrusted CA", func(_ *ztest.FakeCA, c *caclient.Config) { c.Roots = istiod.Roots{PEM: ztest.NewFakeCA(t).ServePEM} }, "certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,10 +148,10 @@ func TestWrongIdentityIsTyped(t *testing.T) {
 func TestNewRefusesBadConfig(t *testing.T) {
 	ztest.NoLeaks(t)
 	for _, cfg := range []caclient.Config{
-		{Address: "http://istiod:15012", Roots: config.RootCert{System: true}},
-		{Address: "istiod:15012", Roots: config.RootCert{System: true}},
-		{Address: "https://istiod:15012", Roots: config.RootCert{File: "/nonexistent/root.pem"}},
-		{Address: "https://istiod:15012", Roots: config.RootCert{PEM: "-----BEGIN CERTIFICATE-----\nxx"}},
+		{Address: "http://istiod:15012", Roots: istiod.Roots{System: true}},
+		{Address: "istiod:15012", Roots: istiod.Roots{System: true}},
+		{Address: "https://istiod:15012", Roots: istiod.Roots{File: "/nonexistent/root.pem"}},
+		{Address: "https://istiod:15012", Roots: istiod.Roots{PEM: "-----BEGIN CERTIFICATE-----\nxx"}},
 	} {
 		if c, err := caclient.New(cfg); err == nil {
 			c.Close()
@@ -162,7 +162,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func TestSystemRoots(t *testing.T) {
 	ztest.NoLeaks(t)
-	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: config.RootCert{System: true}})
+	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: istiod.Roots{System: true}})
 	if err != nil {
 		t.Fatalf("SYSTEM roots: %v", err)
 	}

@@ -10,8 +10,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
-
-	"github.com/ztunnel-go/ztunnel/internal/config"
 )
 
 // Keepalive is Rust ztunnel's control-plane HTTP/2 keepalive: a PING after 30 s of
@@ -23,7 +21,7 @@ var Keepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 *
 
 // Dial prepares a gRPC connection to istiod at address: https:// verified with roots, or
 // http:// in plaintext (local testing). It does not connect until first used.
-func Dial(address string, roots config.RootCert, creds *CallCreds, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+func Dial(address string, roots Roots, creds *CallCreds, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	u, err := url.Parse(address)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("istiod address %q: want https://host:port or http://host:port", address)

@@ -11,16 +11,15 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 )
 
 // CallCreds adds istiod's metadata to every call. The token file is read on every call:
 // Kubernetes rotates projected tokens, and a stale one would be refused.
 type CallCreds struct {
-	Token     config.Token
+	Token     Token
 	ClusterID string
-	Headers   []config.Header
+	Headers   []Header
 	// Insecure allows the token over plaintext (an http:// address, for local tests).
 	Insecure bool
 }
@@ -41,8 +40,25 @@ func (c *CallCreds) GetRequestMetadata(context.Context, ...string) (map[string]s
 // RequireTransportSecurity: a bearer token travels in plaintext only when asked.
 func (c *CallCreds) RequireTransportSecurity() bool { return !c.Insecure }
 
+// Roots is where trusted roots come from: a file, the system pool, or inline PEM (as
+// XDS_ROOT_CA and CA_ROOT_CA say; app maps them).
+type Roots struct {
+	File   string
+	System bool
+	PEM    string
+}
+
+// Token is the bearer credential for istiod: a file re-read on every use, or a literal.
+type Token struct {
+	File    string
+	Literal string
+}
+
+// Header is one extra gRPC metadata entry (XDS_HEADER_*, CA_HEADER_*).
+type Header struct{ Name, Value string }
+
 // ReadToken returns the literal token, or the trimmed content of the token file.
-func ReadToken(t config.Token) (string, error) {
+func ReadToken(t Token) (string, error) {
 	if t.Literal != "" {
 		return t.Literal, nil
 	}
@@ -58,7 +74,7 @@ func ReadToken(t config.Token) (string, error) {
 }
 
 // LoadRoots reads a trust bundle: the system pool, inline PEM, or a PEM file.
-func LoadRoots(r config.RootCert) (*x509.CertPool, error) {
+func LoadRoots(r Roots) (*x509.CertPool, error) {
 	if r.System {
 		return x509.SystemCertPool()
 	}

@@ -12,7 +12,6 @@ import (
 	discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
@@ -23,7 +22,7 @@ import (
 // ClientConfig says where istiod is and how to talk to it.
 type ClientConfig struct {
 	Address  string // https://host:port, or http:// for plaintext
-	Roots    config.RootCert
+	Roots    istiod.Roots
 	Creds    istiod.CallCreds
 	Node     *corepb.Node
 	OnDemand bool // Address resources only when asked for (XDS_ON_DEMAND)

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"istio.io/istio/pkg/workloadapi"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
@@ -33,17 +32,16 @@ type harness struct {
 func start(t *testing.T, fake *ztest.FakeXDS, mutate func(*xds.ClientConfig)) *harness {
 	t.Helper()
 	h := &harness{fake: fake, store: state.NewStore(), ready: readiness.New(), logs: &ztest.LogBuffer{}}
-	cfg, _ := config.Load(config.Source{Env: []string{"POD_NAME=ztunnel-x", "POD_NAMESPACE=istio-system",
-		"INSTANCE_IP=10.0.0.7", "NODE_NAME=node-a", "ISTIO_META_ISTIO_VERSION=1.28.0"}, FileExists: func(string) bool { return true }})
-	node, err := xds.Node(cfg)
+	node, err := xds.Node(xds.NodeInfo{PodName: "ztunnel-x", PodNamespace: "istio-system", InstanceIP: "10.0.0.7", NodeName: "node-a",
+		ProxyMetadata: map[string]string{"ISTIO_VERSION": "1.28.0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log, _, _ := logging.New(h.logs, "plain", "debug")
-	cc := xds.ClientConfig{Address: fake.Address, Creds: istiod.CallCreds{Token: config.Token{Literal: "t"}, ClusterID: "c1"},
+	cc := xds.ClientConfig{Address: fake.Address, Creds: istiod.CallCreds{Token: istiod.Token{Literal: "t"}, ClusterID: "c1"},
 		Node: node, Logger: log, FirstResponseTimeout: 5 * time.Second}
 	if fake.ServePEM != "" {
-		cc.Roots = config.RootCert{PEM: fake.ServePEM}
+		cc.Roots = istiod.Roots{PEM: fake.ServePEM}
 	}
 	if mutate != nil {
 		mutate(&cc)
@@ -228,7 +226,7 @@ func TestWrongRootRefused(t *testing.T) {
 	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, true)
 	other := ztest.NewFakeXDS(t, true)
-	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = config.RootCert{PEM: other.ServePEM} })
+	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = istiod.Roots{PEM: other.ServePEM} })
 	ztest.Eventually(t, "a clear TLS error", func() bool {
 		return strings.Contains(h.logs.String(), "certificate signed by unknown authority")
 	})

@@ -7,8 +7,6 @@ import (
 
 	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
-
-	"github.com/ztunnel-go/ztunnel/internal/config"
 )
 
 // Type URLs ztunnel subscribes to.
@@ -17,10 +15,17 @@ const (
 	AuthorizationType = "type.googleapis.com/istio.security.Authorization"
 )
 
+// NodeInfo is who this ztunnel is, as the pod's env says (INSTANCE_IP, POD_NAME, ...).
+type NodeInfo struct {
+	InstanceIP, PodName, PodNamespace, NodeName string
+	ProxyMetadata                               map[string]string // ISTIO_META_*, prefix stripped
+	ProxyMetadataJSON                           map[string]string // ISTIO_METAJSON_*, unparsed
+}
+
 // Node is how ztunnel introduces itself to istiod, as Rust ztunnel does:
 // id ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local, and metadata NAME, NAMESPACE,
 // INSTANCE_IPS, NODE_NAME, the ISTIO_META_* values, and the ISTIO_METAJSON_* ones parsed.
-func Node(c *config.Config) (*corepb.Node, error) {
+func Node(c NodeInfo) (*corepb.Node, error) {
 	ip := c.InstanceIP
 	if ip == "" {
 		ip = "1.1.1.1"
