@@ -59,6 +59,11 @@ var noIO = map[string][]string{
 // wiring are the rooms only app puts together.
 var wiring = []string{"internal/proxy", "internal/xds", "internal/inpod", "internal/admin"}
 
+// configReaders may import config: app maps it to every component's options, admin
+// shows it (/config_dump's config), cmd loads it. A component that read it would have
+// a second mapping, and defaults in two places.
+var configReaders = []string{"internal/app", "internal/admin", "cmd/ztunnel"}
+
 // allowed are the imports of a wiring room from elsewhere that stand today, each with
 // its reason; the test fails when one is gone, so that the list stays true.
 var allowed = map[string]string{
@@ -86,6 +91,8 @@ func TestImportRules(t *testing.T) {
 			switch {
 			case imp == "internal/app" && name != "cmd/ztunnel":
 				t.Errorf("%s: only cmd/ztunnel imports app", edge)
+			case imp == "internal/config" && !slices.Contains(configReaders, name):
+				t.Errorf("%s: only %v read the config; take options from app", edge, configReaders)
 			case slices.Contains(wiring, imp) && name != "internal/app":
 				if _, ok := allowed[edge]; !ok {
 					t.Errorf("%s: only app wires %s", edge, imp)

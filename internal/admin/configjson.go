@@ -129,7 +129,7 @@ func (s *Server) configJSON() configJSON {
 	c := s.deps.Config
 	j := configJSON{
 		ProxyMode: proxyModeName(c.ProxyMode), InpodEnabled: c.InPod, Standalone: c.Standalone,
-		WindowSize: c.WindowSize, ConnectionWindowSize: c.ConnectionWindowSize, FrameSize: c.FrameSize,
+		WindowSize: c.HTTP2.StreamWindow, ConnectionWindowSize: c.HTTP2.ConnWindow, FrameSize: c.HTTP2.FrameSize,
 		PoolMaxStreamsPerConn: c.PoolMaxStreamsPerConn, PoolUnusedReleaseTimeout: durJSON(c.PoolUnusedReleaseTimeout),
 		AdminAddr: addrStrings(c.Addrs.Admin), StatsAddr: c.Addrs.Stats.String(),
 		ReadinessAddr: c.Addrs.Readiness.String(), InboundAddr: c.Addrs.Inbound.String(),
@@ -207,7 +207,7 @@ type config118 struct {
 func (s *Server) config118() config118 {
 	c := s.deps.Config
 	return config118{
-		WindowSize: c.WindowSize, ConnectionWindowSize: c.ConnectionWindowSize, FrameSize: c.FrameSize,
+		WindowSize: c.HTTP2.StreamWindow, ConnectionWindowSize: c.HTTP2.ConnWindow, FrameSize: c.HTTP2.FrameSize,
 		Socks5Addr: c.Addrs.Socks5.String(), AdminAddr: c.Addrs.Admin[0].String(),
 		StatsAddr: c.Addrs.Stats.String(), ReadinessAddr: c.Addrs.Readiness.String(),
 		InboundAddr: c.Addrs.Inbound.String(), InboundPlaintextAddr: c.Addrs.InboundPlaintext.String(),

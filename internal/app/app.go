@@ -77,7 +77,7 @@ func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 		registry: metrics.NewRegistry(cfg.IstioVersion()),
 		quit:     make(chan struct{}),
 		started:  make(chan struct{}),
-		listen:   proxy.ListenFromConfig(cfg),
+		listen:   nodeListen(cfg),
 	}
 	a.authz = rbac.NewEngine(a.store)
 	a.traffic = metrics.NewTraffic(a.registry)

@@ -78,7 +78,7 @@ func (a *App) startNodeDNS(ctx context.Context, wg *sync.WaitGroup, synced <-cha
 	}
 	task := a.ready.Register("dns proxy")
 	client, wait := a.nodeDNSClient()
-	s := a.newDNS(proxy.NewHostSockets(a.cfg), client, wait, "")
+	s := a.newDNS(hostSockets(a.cfg), client, wait, "")
 	if err := s.Bind(ctx); err != nil {
 		return err
 	}

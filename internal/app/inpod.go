@@ -50,18 +50,18 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 	pod identity.Workload, ns *netns.NS) (inpod.Running, error) {
 	c := a.cfg
 	wild := c.Addrs.Inbound.Addr() // [::] or 0.0.0.0, as configured
-	sockets := proxy.NewHostSockets(c)
+	sockets := hostSockets(c)
 	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
-	p := proxy.New(proxy.Deps{
-		Config: c, State: a.store, Certs: certs, Sockets: sockets, Authz: a.authz, Demand: demand, Drain: a.drain,
-		Pod: &pod, Traffic: a.traffic, Conns: a.conns, ConnLimit: a.connCap, Logger: logging.Scoped(a.log, "proxy"),
-		Listen: proxy.Listen{
-			Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
-			Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},
-			InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.InboundPlaintext.Port())},
-			HBONEPort:        c.Addrs.Inbound.Port(),
-		},
-	})
+	o := proxyOptions(c)
+	o.State, o.Certs, o.Sockets, o.Authz, o.Demand, o.Drain = a.store, certs, sockets, a.authz, demand, a.drain
+	o.Pod, o.Traffic, o.Conns, o.ConnLimit, o.Logger = &pod, a.traffic, a.conns, a.connCap, logging.Scoped(a.log, "proxy")
+	o.Listen = proxy.Listen{
+		Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
+		Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},
+		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.InboundPlaintext.Port())},
+		HBONEPort:        c.Addrs.Inbound.Port(),
+	}
+	p := proxy.New(o)
 	dnsSrv, err := a.podDNS(ctx, sockets, pod.Namespace, pod.Name, pod.UID)
 	if err != nil {
 		return nil, err

@@ -13,15 +13,13 @@ import (
 // proxies are node mode's listeners (in-pod mode replaces them with per-pod sets).
 // They need certificates: without a CA, HBONE is impossible and they are not started.
 func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, string) error) *proxy.Proxy {
-	d := proxy.Deps{
-		Config: a.cfg, State: a.store, Certs: certs, Sockets: proxy.NewHostSockets(a.cfg),
-		Listen: a.listen, Authz: a.authz, Drain: a.drain, Demand: demand, Logger: logging.Scoped(a.log, "proxy"),
-		Traffic: a.traffic, Conns: a.conns, ConnLimit: a.connCap,
-	}
+	o := proxyOptions(a.cfg)
+	o.State, o.Certs, o.Sockets, o.Listen, o.Authz, o.Drain = a.store, certs, hostSockets(a.cfg), a.listen, a.authz, a.drain
+	o.Demand, o.Logger, o.Traffic, o.Conns, o.ConnLimit = demand, logging.Scoped(a.log, "proxy"), a.traffic, a.conns, a.connCap
 	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated { // one workload, named
-		d.Pod = w
+		o.Pod = w
 	}
-	return proxy.New(d)
+	return proxy.New(o)
 }
 
 // startProxy binds the listeners at once (a taken port fails start-up) but serves only

@@ -64,9 +64,7 @@ type Config struct {
 	Keepalive     Keepalive
 	UserTimeout   bool
 
-	WindowSize           uint32
-	ConnectionWindowSize uint32
-	FrameSize            uint32
+	HTTP2 HTTP2 // HBONE's HTTP/2 settings (http2.go)
 
 	PoolMaxStreamsPerConn    uint16
 	PoolUnusedReleaseTimeout time.Duration
@@ -102,11 +100,6 @@ type Config struct {
 // well-behaved workload reaches, and 0 turns a timeout off.
 type Limits struct {
 	MaxConnections    int           // proxied connections held at once, all pods together
-	MaxStreams        uint32        // streams a peer may open per inbound HBONE connection
-	MaxHeaderListSize uint32        // decoded CONNECT header bytes accepted
-	MaxQueuedControl  uint32        // answers queued for a peer that does not read them
-	MaxEmptyData      uint32        // DATA frames in a row that carry nothing
-	ResetsPerSecond   uint32        // streams reset early or refused, per second (default and 0: MaxStreams)
 	HandshakeTimeout  time.Duration // TLS handshake, and the HTTP/2 preface after it
 	IdleTimeout       time.Duration // a connection with no byte either way is closed (0: never)
 	HalfClosedTimeout time.Duration // after one side's FIN, silence this long closes it (0: never)

@@ -238,26 +238,14 @@ func (r *reader) dnsAddrs(v6 bool) (addrs, optional []netip.AddrPort) {
 // loadHTTP2 bounds the HBONE settings by what RFC 9113 allows, so that a typo fails at
 // start-up rather than as a protocol error on the first connection.
 func (r *reader) loadHTTP2(c *Config) {
-	const maxWindow = 1<<31 - 1
-	c.WindowSize = uint32(r.uint("HTTP2_STREAM_WINDOW_SIZE", 4<<20, 65535, maxWindow))
-	c.ConnectionWindowSize = uint32(r.uint("HTTP2_CONNECTION_WINDOW_SIZE", 16<<20, 65535, maxWindow))
-	c.FrameSize = uint32(r.uint("HTTP2_FRAME_SIZE", 1<<20, 16384, 1<<24-1))
+	r.loadTagged(&c.HTTP2)
 	c.PoolMaxStreamsPerConn = uint16(r.uint("POOL_MAX_STREAMS_PER_CONNECTION", 100, 1, 65535))
 	c.PoolUnusedReleaseTimeout = r.duration("POOL_UNUSED_RELEASE_TIMEOUT", 5*time.Minute)
-	maxStreams := uint32(r.uint("HTTP2_MAX_CONCURRENT_STREAMS", 200, 1, 1<<16))
 	c.Limits = Limits{
 		MaxConnections:    int(r.uint("MAX_CONNECTIONS", 65536, 1, 1<<24)),
-		MaxStreams:        maxStreams,
-		MaxHeaderListSize: uint32(r.uint("HTTP2_MAX_HEADER_LIST_SIZE", 64<<10, 1<<10, 1<<20)),
-		MaxQueuedControl:  uint32(r.uint("HTTP2_MAX_QUEUED_CONTROL_FRAMES", 10000, 16, 1<<20)),
-		MaxEmptyData:      uint32(r.uint("HTTP2_MAX_EMPTY_DATA_FRAMES", 100, 1, 1<<20)),
-		ResetsPerSecond:   uint32(r.uint("HTTP2_MAX_RESETS_PER_SECOND", uint64(maxStreams), 0, 1<<20)),
 		HandshakeTimeout:  r.duration("TLS_HANDSHAKE_TIMEOUT", 10*time.Second),
 		IdleTimeout:       r.duration("CONNECTION_IDLE_TIMEOUT", 0),
 		HalfClosedTimeout: r.duration("HALF_CLOSED_TIMEOUT", 10*time.Minute),
-	}
-	if c.Limits.ResetsPerSecond == 0 { // 0, as unset, is the table's default: the stream limit
-		c.Limits.ResetsPerSecond = maxStreams
 	}
 	if v, _ := r.get("TLS_HANDSHAKE_TIMEOUT"); c.Limits.HandshakeTimeout == 0 {
 		r.fail("TLS_HANDSHAKE_TIMEOUT", v, errors.New("must be positive: a silent client would hold its socket forever"))

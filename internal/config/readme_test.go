@@ -1,39 +1,63 @@
 package config
 
 import (
+	"flag"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
-// TestReadmeTableMatchesVariables keeps the README's configuration table in step with
-// the variables Load reads: same names, same order, same defaults.
+var update = flag.Bool("update", false, "rewrite the README's configuration table from the variables table")
+
+// readmeRow is a variable's row in the README's configuration table.
+func readmeRow(v Variable) string {
+	return fmt.Sprintf("| `%s` | %s | %s |", v.Name, v.Default, v.Meaning)
+}
+
+// TestReadmeTableMatchesVariables keeps the README's configuration table the variables
+// table, row for row (names, order, defaults, meanings). The README is generated:
+// `go test ./internal/config -run Readme -update` rewrites it.
 func TestReadmeTableMatchesVariables(t *testing.T) {
 	ztest.NoLeaks(t)
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows [][]string
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.HasPrefix(line, "| `") {
-			continue
+	lines := strings.Split(string(data), "\n")
+	first, n := -1, 0
+	for i, line := range lines {
+		if strings.HasPrefix(line, "| `") {
+			if first < 0 {
+				first = i
+			}
+			n++
 		}
-		cells := strings.Split(strings.Trim(line, "|"), " | ")
-		if len(cells) != 3 {
-			t.Fatalf("README row has %d cells: %q", len(cells), line)
+	}
+	if first < 0 {
+		t.Fatal("README has no configuration table")
+	}
+	want := make([]string, len(variables))
+	for i, v := range variables {
+		want[i] = readmeRow(v)
+	}
+	if *update {
+		out := slices.Concat(lines[:first], want, lines[first+n:])
+		if err := os.WriteFile("../../README.md", []byte(strings.Join(out, "\n")), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		rows = append(rows, []string{strings.Trim(strings.TrimSpace(cells[0]), "`"), strings.TrimSpace(cells[1])})
+		return
 	}
-	if len(rows) != len(variables) {
-		t.Errorf("README lists %d variables, the code declares %d", len(rows), len(variables))
+	got := lines[first : first+n]
+	if len(got) != len(want) {
+		t.Errorf("README lists %d variables, the code declares %d (go test ./internal/config -run Readme -update)", len(got), len(want))
 	}
-	for i := 0; i < len(rows) && i < len(variables); i++ {
-		if rows[i][0] != variables[i].Name || rows[i][1] != variables[i].Default {
-			t.Errorf("README row %d = %s (default %q); code has %s (default %q)",
-				i+1, rows[i][0], rows[i][1], variables[i].Name, variables[i].Default)
+	for i := 0; i < len(got) && i < len(want); i++ {
+		if got[i] != want[i] {
+			t.Errorf("README row %d =\n %s\nthe table's is\n %s\n(go test ./internal/config -run Readme -update)", i+1, got[i], want[i])
 		}
 	}
 }

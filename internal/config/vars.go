@@ -1,5 +1,10 @@
 package config
 
+import (
+	"reflect"
+	"slices"
+)
+
 // Variable documents one environment variable that Load reads. The table below is the
 // single source of truth: the README's configuration table is checked against it by a
 // test, and Load refuses to read a name that is not declared here, so the three cannot
@@ -13,7 +18,7 @@ type Variable struct {
 // Variables lists every environment variable ztunnel reads, in README order.
 func Variables() []Variable { return append([]Variable(nil), variables...) }
 
-var variables = []Variable{
+var variables = slices.Concat([]Variable{
 	{"PROXY_MODE", "shared", "`shared`: node proxy for many workloads; `dedicated`: one workload, no impersonation"},
 	{"PROXY_WORKLOAD_INFO", "–", "`namespace/name/serviceaccount` of the one workload; required with `dedicated`"},
 	{"INPOD_ENABLED", "true (shared, in a cluster); false (standalone)", "in-pod redirection (pod netns from istio-cni over ZDS); false = node mode (one netns, source found by IP)"},
@@ -49,17 +54,10 @@ var variables = []Variable{
 	{"KEEPALIVE_INTERVAL", "180s", "time between keepalive probes"},
 	{"KEEPALIVE_RETRIES", "9", "probes before the connection is dropped"},
 	{"USER_TIMEOUT_ENABLED", "false", "TCP_USER_TIMEOUT = time + retries × interval"},
-	{"HTTP2_STREAM_WINDOW_SIZE", "4194304", "HBONE stream flow-control window (bytes)"},
-	{"HTTP2_CONNECTION_WINDOW_SIZE", "16777216", "HBONE connection flow-control window (bytes)"},
-	{"HTTP2_FRAME_SIZE", "1048576", "HBONE max frame size (bytes)"},
+}, taggedVariables(reflect.TypeFor[HTTP2]()), []Variable{
 	{"POOL_MAX_STREAMS_PER_CONNECTION", "100", "streams per pooled HBONE connection"},
 	{"POOL_UNUSED_RELEASE_TIMEOUT", "5m", "idle pooled connections are closed after this"},
 	{"MAX_CONNECTIONS", "65536", "proxied connections held at once (all pods); past it new ones are refused at once (RST, or 503 on HBONE). Ours"},
-	{"HTTP2_MAX_CONCURRENT_STREAMS", "200", "streams a peer may open, and handlers that may run, per inbound HBONE connection. Ours"},
-	{"HTTP2_MAX_HEADER_LIST_SIZE", "65536", "decoded CONNECT header bytes accepted; more is answered 431. Ours"},
-	{"HTTP2_MAX_QUEUED_CONTROL_FRAMES", "10000", "answers (PING, SETTINGS ACK) queued for a peer that does not read them; past it GOAWAY(ENHANCE_YOUR_CALM). Ours"},
-	{"HTTP2_MAX_EMPTY_DATA_FRAMES", "100", "DATA frames in a row with no payload; past it GOAWAY(ENHANCE_YOUR_CALM). Ours"},
-	{"HTTP2_MAX_RESETS_PER_SECOND", "HTTP2_MAX_CONCURRENT_STREAMS", "streams reset before their answer, or refused, per second per connection (Rapid Reset, MadeYouReset); past it GOAWAY(ENHANCE_YOUR_CALM). Ours"},
 	{"TLS_HANDSHAKE_TIMEOUT", "10s", "bound on a TLS handshake and the HTTP/2 preface after it. Ours"},
 	{"CONNECTION_IDLE_TIMEOUT", "0 (never)", "a proxied connection with no byte either way for this long is closed. Ours"},
 	{"HALF_CLOSED_TIMEOUT", "10m", "after one side's FIN, this long without a byte from the other closes the connection (0: never). Ours"},
@@ -77,7 +75,7 @@ var variables = []Variable{
 	{"ISTIO_METAJSON_*", "–", "xDS node metadata parsed as JSON"},
 	{"LOG_FORMAT", "plain", "`plain` or `json`"},
 	{"RUST_LOG", "info", "log levels: `info`, or per component `info,xds=debug` (Rust ztunnel's variable, kept so Istio's chart works)"},
-}
+})
 
 // declared reports whether name is in the table, directly or through a prefix family.
 func declared(name string) bool {

@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
@@ -35,7 +34,7 @@ func TestAcceptBacksOffWhenOutOfDescriptors(t *testing.T) {
 	ztest.NoLeaks(t)
 	logs := &ztest.LogBuffer{}
 	log, _, _ := logging.New(logs, "plain", "info")
-	p := New(Deps{Config: &config.Config{}, State: state.NewStore(), Logger: log})
+	p := New(Options{State: state.NewStore(), Logger: log})
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -82,5 +82,5 @@ func (p *Proxy) enforceLate(ctx context.Context) {
 
 // inboundConn prepares the authorization view of an inbound connection.
 func (p *Proxy) inboundConn(src netip.AddrPort, id identity.Identity, dst netip.AddrPort) rbac.Conn {
-	return rbac.NewConn(src.Addr(), id, dst, p.deps.Config.Network)
+	return rbac.NewConn(src.Addr(), id, dst, p.deps.Network)
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/ca"
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
@@ -89,7 +88,7 @@ type bed struct {
 
 // newBed starts the two nodes. Node B enforces authorization with the real engine over
 // its own store (no policy at first: everything allowed); tests add policies there.
-func newBed(t *testing.T, env ...string) *bed {
+func newBed(t *testing.T, opts ...func(*proxy.Options)) *bed {
 	t.Helper()
 	setupOnce.Lock()
 	t.Cleanup(setupOnce.Unlock)
@@ -101,8 +100,8 @@ func newBed(t *testing.T, env ...string) *bed {
 	startApps(t)
 	b.startWaypoint(t)
 	b.b = b.startNode(t, "b", proxy.Listen{Inbound: b.addrs(echoIPs...), HBONEPort: b.port,
-		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.11.1"), b.port+1)}}, b.accepted, true, env)
-	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil, false, env)
+		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.11.1"), b.port+1)}}, b.accepted, true, opts)
+	b.a = b.startNode(t, "a", proxy.Listen{Socks5: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, HBONEPort: b.port}, nil, false, opts)
 	return b
 }
 
@@ -114,12 +113,8 @@ func (b *bed) addrs(ips ...string) []netip.AddrPort {
 	return out
 }
 
-func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, authz bool, env []string) *node {
+func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, authz bool, opts []func(*proxy.Options)) *node {
 	t.Helper()
-	cfg, err := config.Load(config.Source{Env: env, FileExists: func(string) bool { return false }, IPv6: func() bool { return false }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	local, err := xds.ParseLocalConfig([]byte(strings.ReplaceAll(meshYAML, "PORT", fmt.Sprint(b.port))))
 	if err != nil {
 		t.Fatal(err)
@@ -134,12 +129,15 @@ func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, 
 	if count != nil {
 		sockets = countingSockets{Sockets: sockets, c: count}
 	}
-	deps := proxy.Deps{Config: cfg, State: n.store, Certs: certs, Sockets: sockets, Listen: l, Logger: log,
+	o := proxy.Options{State: n.store, Certs: certs, Sockets: sockets, Listen: l, Logger: log,
 		Traffic: metrics.NewTraffic(n.metrics)}
 	if authz {
-		deps.Authz = rbac.NewEngine(n.store)
+		o.Authz = rbac.NewEngine(n.store)
 	}
-	n.proxy = proxy.New(deps)
+	for _, opt := range opts {
+		opt(&o)
+	}
+	n.proxy = proxy.New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := n.proxy.Bind(ctx); err != nil {
 		t.Fatal(err)

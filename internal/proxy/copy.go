@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/net/http2"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/state"
@@ -36,10 +35,10 @@ var (
 
 // pipe copies both ways until both directions have ended. EOF in one direction is
 // passed on as a half-close (FIN ↔ END_STREAM) while the other keeps flowing; an
-// error in either aborts both, and so does silence past the limits' timeouts. a is
+// error in either aborts both, and so does silence past the timeouts. a is
 // the client's side. It returns the bytes a→b and b→a, and reports them to mc as
 // they flow.
-func pipe(a, b halfConn, mc *metrics.Conn, l config.Limits) (aToB, bToA int64, err error) {
+func pipe(a, b halfConn, mc *metrics.Conn, l Timeouts) (aToB, bToA int64, err error) {
 	var wg sync.WaitGroup
 	var errB error
 	w := startWatchdog(l, func() { abort(a, b) }, a, b)

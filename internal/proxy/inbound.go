@@ -25,7 +25,7 @@ import (
 func (p *Proxy) serveInbound(nc net.Conn) {
 	local, peer := addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
 	tc := tls.Server(nc, mtls.ServerConfig(p.certForLocal))
-	if err := mtls.Handshake(context.Background(), tc, p.deps.Config.Limits.HandshakeTimeout); err != nil {
+	if err := mtls.Handshake(context.Background(), tc, p.deps.Timeouts.Handshake); err != nil {
 		p.handshakeFailed("tls", "inbound TLS handshake failed", peer, local, err)
 		nc.Close()
 		return
@@ -35,7 +35,7 @@ func (p *Proxy) serveInbound(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	nc.SetReadDeadline(time.Now().Add(p.handshakeTimeout()))
+	nc.SetReadDeadline(time.Now().Add(p.deps.Timeouts.Handshake))
 	hc, err := hbone.NewServerConn(tc, p.settingsFor(peer))
 	if err != nil {
 		p.handshakeFailed("not_http2", "inbound connection is not HTTP/2", peer, local, err)
@@ -126,7 +126,7 @@ func (p *Proxy) serveIn(r *record, log *slog.Logger, rc rbac.Conn, client halfCo
 	defer untrack()
 	mc := p.deps.Traffic.Open(r.labels())
 	defer p.track(r)()
-	sent, recv, err := pipe(client, up, mc, p.deps.Config.Limits)
+	sent, recv, err := pipe(client, up, mc, p.deps.Timeouts)
 	flags := "-"
 	if r.denied.Load() {
 		flags = "DENY"

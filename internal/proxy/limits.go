@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/sockopt"
 )
 
@@ -22,8 +21,7 @@ type ConnLimit struct {
 	held atomic.Int64
 }
 
-// NewConnLimit allows max connections at once; 0 or less counts without limiting (a
-// Config built by hand rather than by config.Load).
+// NewConnLimit allows max connections at once; 0 or less counts without limiting.
 func NewConnLimit(max int) *ConnLimit { return &ConnLimit{max: int64(max)} }
 
 // acquire takes a slot; false when full.
@@ -61,20 +59,13 @@ func resetConn(c net.Conn) {
 	c.Close()
 }
 
-func (p *Proxy) handshakeTimeout() time.Duration {
-	if t := p.deps.Config.Limits.HandshakeTimeout; t > 0 {
-		return t
-	}
-	return 10 * time.Second
-}
-
 // watchdog ends a proxied connection that carries nothing for too long: IdleTimeout
 // while both directions are open, HalfClosedTimeout once one has ended (its peer
 // may never finish, the leak of istio/ztunnel#1629). Activity comes from the kernel
 // (TCP_INFO of the TCP sides), so the copy loops pay nothing for it. A timer, not a
 // goroutine, waits.
 type watchdog struct {
-	limits config.Limits
+	limits Timeouts
 	socks  []*net.TCPConn
 	abort  func()
 
@@ -86,8 +77,8 @@ type watchdog struct {
 }
 
 // startWatchdog watches the TCP sides of a connection; nil when no timeout applies.
-func startWatchdog(l config.Limits, abort func(), sides ...halfConn) *watchdog {
-	if l.IdleTimeout <= 0 && l.HalfClosedTimeout <= 0 {
+func startWatchdog(l Timeouts, abort func(), sides ...halfConn) *watchdog {
+	if l.Idle <= 0 && l.HalfClosed <= 0 {
 		return nil
 	}
 	w := &watchdog{limits: l, abort: abort}
@@ -109,8 +100,8 @@ func startWatchdog(l config.Limits, abort func(), sides ...halfConn) *watchdog {
 
 // limitLocked is the timeout in force: the shorter of those that apply.
 func (w *watchdog) limitLocked() time.Duration {
-	t := w.limits.IdleTimeout
-	if h := w.limits.HalfClosedTimeout; w.half && h > 0 && (t <= 0 || h < t) {
+	t := w.limits.Idle
+	if h := w.limits.HalfClosed; w.half && h > 0 && (t <= 0 || h < t) {
 		t = h
 	}
 	return t

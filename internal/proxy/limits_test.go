@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
@@ -17,7 +18,7 @@ import (
 // an HBONE stream, and the connections already held keep working (catalogue FT-10).
 func TestConnectionCapRefusesAtOnce(t *testing.T) {
 	ztest.NoLeaks(t)
-	b := newBed(t, "MAX_CONNECTIONS=3")
+	b := newBed(t, func(o *proxy.Options) { o.MaxConnections = 3 })
 	// Node B holds the TLS connection and two tunnels' streams: 3 of 3.
 	held := make([]*net.TCPConn, 2)
 	for i := range held {
@@ -77,7 +78,7 @@ func TestConnectionCapRefusesAtOnce(t *testing.T) {
 // CONNECTION_IDLE_TIMEOUT ends a tunnel that carries nothing, and not one that talks.
 func TestIdleTunnelClosed(t *testing.T) {
 	ztest.NoLeaks(t)
-	b := newBed(t, "CONNECTION_IDLE_TIMEOUT=400ms")
+	b := newBed(t, func(o *proxy.Options) { o.Timeouts.Idle = 400 * time.Millisecond })
 	busy, code := b.socks(t, sleepIP, "127.0.11.1:9000")
 	if code != 0 {
 		t.Fatalf("SOCKS5 reply %d", code)
@@ -106,7 +107,7 @@ func TestIdleTunnelClosed(t *testing.T) {
 // silent and never closes: the leak of istio/ztunnel#1629 (catalogue LD-5 e).
 func TestHalfClosedTunnelClosed(t *testing.T) {
 	ztest.NoLeaks(t)
-	b := newBed(t, "HALF_CLOSED_TIMEOUT=300ms")
+	b := newBed(t, func(o *proxy.Options) { o.Timeouts.HalfClosed = 300 * time.Millisecond })
 	c, code := b.socks(t, sleepIP, "127.0.11.1:9005")
 	if code != 0 {
 		t.Fatalf("SOCKS5 reply %d", code)
@@ -124,7 +125,7 @@ func TestHalfClosedTunnelClosed(t *testing.T) {
 // HTTP/2 preface, is dropped after TLS_HANDSHAKE_TIMEOUT (catalogue LD-5 a-c).
 func TestSilentClientsDroppedAfterHandshakeTimeout(t *testing.T) {
 	ztest.NoLeaks(t)
-	b := newBed(t, "TLS_HANDSHAKE_TIMEOUT=300ms")
+	b := newBed(t, func(o *proxy.Options) { o.Timeouts.Handshake = 300 * time.Millisecond })
 	cases := map[string][]byte{
 		"nothing":            nil,
 		"half a ClientHello": {0x16, 0x03, 0x01, 0x02, 0x00, 0x01},

@@ -70,7 +70,7 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 	defer untrack()
 	mc := p.deps.Traffic.Open(r.labels())
 	defer p.track(r)()
-	sent, recv, err := pipe(c, up, mc, p.deps.Config.Limits)
+	sent, recv, err := pipe(c, up, mc, p.deps.Timeouts)
 	mc.Close("-")
 	p.complete(r, sent, recv, err)
 }
@@ -104,7 +104,7 @@ var (
 // does not hold; unknown even then, the destination is outside the mesh.
 func (p *Proxy) onDemand(dst netip.Addr) *state.Snapshot {
 	snap := p.deps.State.Snapshot()
-	network := p.deps.Config.Network
+	network := p.deps.Network
 	if p.deps.Demand == nil || snap.WorkloadByAddr(network, dst) != nil || snap.ServiceByVIP(network, dst) != nil {
 		return snap
 	}
@@ -140,7 +140,7 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 			return nil, err
 		}
 		tc := tls.Client(nc, mtls.ClientConfig(cert, pl.Expected))
-		if err := mtls.Handshake(ctx, tc, p.deps.Config.Limits.HandshakeTimeout); err != nil {
+		if err := mtls.Handshake(ctx, tc, p.deps.Timeouts.Handshake); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.Dial, err)
 		}

@@ -13,13 +13,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/conns"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
 	"github.com/ztunnel-go/ztunnel/internal/route"
@@ -48,23 +48,9 @@ type Listen struct {
 	HBONEPort uint16
 }
 
-// ListenFromConfig is node mode's listeners.
-func ListenFromConfig(c *config.Config) Listen {
-	l := Listen{
-		Outbound:         []netip.AddrPort{c.Addrs.Outbound},
-		Inbound:          []netip.AddrPort{c.Addrs.Inbound},
-		InboundPlaintext: []netip.AddrPort{c.Addrs.InboundPlaintext},
-		HBONEPort:        c.Addrs.Inbound.Port(),
-	}
-	if c.Socks5Enabled {
-		l.Socks5 = []netip.AddrPort{c.Addrs.Socks5}
-	}
-	return l
-}
-
-// Deps is what the proxies need.
-type Deps struct {
-	Config  *config.Config
+// Options are everything a Proxy is given; app fills them from the config. The
+// settings' zero values are the defaults of the variables table (options_test.go).
+type Options struct {
 	State   *state.Store
 	Certs   CertSource
 	Sockets Sockets
@@ -82,14 +68,28 @@ type Deps struct {
 	Traffic *metrics.Traffic
 	Conns   *conns.Registry
 	// ConnLimit caps connections across every proxy sharing it (all pods of an in-pod
-	// ztunnel); nil: one of its own, of Config.Limits.MaxConnections.
+	// ztunnel); nil: one of its own, of MaxConnections.
 	ConnLimit *ConnLimit
 	Logger    *slog.Logger
+
+	Network        string         // this node's network (NETWORK): where addresses are looked up
+	HBONE          hbone.Settings // HTTP/2 of HBONE connections, both ways
+	Pool           pool.Options   // the outbound HBONE pool; its Logger is the proxy's
+	Timeouts       Timeouts
+	MaxConnections int // with no ConnLimit given; 0 counts without limiting
+}
+
+// Timeouts bound a connection's phases. Idle and HalfClosed have no default of their
+// own: 0 is "never", as in their variables, so the variables table is their one source.
+type Timeouts struct {
+	Handshake  time.Duration // TLS and the HTTP/2 preface after it; 0: mtls.HandshakeTimeout (10 s)
+	Idle       time.Duration // no byte either way (CONNECTION_IDLE_TIMEOUT)
+	HalfClosed time.Duration // no byte after one side's FIN (HALF_CLOSED_TIMEOUT)
 }
 
 // Proxy runs every listener of one ztunnel (node mode) or one pod (in-pod mode).
 type Proxy struct {
-	deps     Deps
+	deps     Options
 	log      *slog.Logger
 	access   *slog.Logger // the access log: one line per connection
 	router   route.Router
@@ -109,25 +109,29 @@ type boundListener struct {
 	handle func(net.Conn)
 }
 
-// New builds the proxies; nothing listens until Listen.
-func New(d Deps) *Proxy {
+// New builds the proxies; nothing listens until Bind.
+func New(d Options) *Proxy {
 	if d.Logger == nil {
 		d.Logger = logging.Discard()
 	}
 	if d.Drain == nil {
 		d.Drain = drain.New()
 	}
-	c := d.Config
+	if d.Timeouts.Handshake <= 0 {
+		d.Timeouts.Handshake = mtls.HandshakeTimeout
+	}
 	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), tracker: newTracker(),
 		inbound: map[*hbone.Conn]struct{}{}, noise: logging.NewThrottle(noiseBurst),
-		settings: hboneSettings(c)}
+		settings: d.HBONE}
 	if d.ConnLimit == nil {
-		p.deps.ConnLimit = NewConnLimit(c.Limits.MaxConnections)
+		p.deps.ConnLimit = NewConnLimit(d.MaxConnections)
 	}
-	p.pool = pool.New(poolOptions(c, logging.Scoped(d.Logger, "pool")))
+	popts := d.Pool
+	popts.Logger = logging.Scoped(d.Logger, "pool")
+	p.pool = pool.New(popts)
 	// ztunnel's fixed data-plane ports are its own wherever it listens, plus any
 	// configured elsewhere (tests, SOCKS5).
-	p.router = route.Router{Network: c.Network, HBONEPort: d.Listen.HBONEPort, Pod: d.Pod}
+	p.router = route.Router{Network: d.Network, HBONEPort: d.Listen.HBONEPort, Pod: d.Pod}
 	for _, l := range [][]netip.AddrPort{d.Listen.Outbound, d.Listen.InboundPlaintext, d.Listen.Socks5} {
 		for _, a := range l {
 			p.router.OwnPorts = append(p.router.OwnPorts, a.Port())

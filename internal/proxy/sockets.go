@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/sockopt"
 )
 
@@ -28,7 +27,7 @@ type Sockets interface {
 // HostSockets creates sockets in the current network namespace with ztunnel's socket
 // options: keepalive, packet mark, user timeout.
 type HostSockets struct {
-	Keepalive   config.Keepalive
+	Keepalive   net.KeepAliveConfig // Count is the retries
 	Mark        uint32
 	UserTimeout bool
 	// OrigSrc: nil binds to the client's IP when possible and falls back to none
@@ -40,20 +39,12 @@ type HostSockets struct {
 	ReusePort bool
 }
 
-// NewHostSockets takes the socket settings from the config.
-func NewHostSockets(c *config.Config) *HostSockets {
-	return &HostSockets{Keepalive: c.Keepalive, Mark: c.PacketMark, UserTimeout: c.UserTimeout, OrigSrc: c.EnableOrigSrc}
-}
-
-func (h *HostSockets) keepalive() net.KeepAliveConfig {
-	k := h.Keepalive
-	return net.KeepAliveConfig{Enable: k.Enabled, Idle: k.Time, Interval: k.Interval, Count: int(k.Retries)}
-}
+func (h *HostSockets) keepalive() net.KeepAliveConfig { return h.Keepalive }
 
 func (h *HostSockets) opts(transparent bool) sockopt.Options {
 	o := sockopt.Options{Mark: h.Mark, Transparent: transparent}
-	if h.UserTimeout && h.Keepalive.Enabled {
-		o.UserTimeout = h.Keepalive.Time + time.Duration(h.Keepalive.Retries)*h.Keepalive.Interval
+	if k := h.Keepalive; h.UserTimeout && k.Enable {
+		o.UserTimeout = k.Idle + time.Duration(k.Count)*k.Interval
 	}
 	return o
 }

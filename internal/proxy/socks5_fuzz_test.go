@@ -6,7 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -21,7 +20,7 @@ func FuzzSocks5Handshake(f *testing.F) {
 	} {
 		f.Add(in)
 	}
-	p := New(Deps{Config: &config.Config{}, State: state.NewStore()})
+	p := New(Options{State: state.NewStore()})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		client, server := net.Pipe()
 		var wg sync.WaitGroup
