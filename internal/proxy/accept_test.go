@@ -44,7 +44,7 @@ func TestAcceptBacksOffWhenOutOfDescriptors(t *testing.T) {
 	served := make(chan struct{})
 	var conns, loop sync.WaitGroup
 	loop.Go(func() {
-		p.acceptLoop(boundListener{l: l, handle: func(c net.Conn) { c.Close(); close(served) }}, &conns)
+		p.acceptLoop(boundListener{l: l, handle: func(c net.Conn, _ *liveConn) { c.Close(); close(served) }}, &conns)
 	})
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
-	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
 // halfConn is a connection whose write side closes on its own: *net.TCPConn and
@@ -165,69 +164,4 @@ func abort(a, b io.Closer) {
 		}
 		c.Close()
 	}
-}
-
-// tracker knows every live proxied connection, so shutdown can end the ones still
-// open when the drain deadline passes. Safe for concurrent use.
-type tracker struct {
-	mu    sync.Mutex
-	conns map[*tracked]struct{} // guarded by mu
-}
-
-type tracked struct {
-	closers []io.Closer
-	check   func(*state.Snapshot) bool // nil: not subject to authorization
-}
-
-func newTracker() *tracker { return &tracker{conns: map[*tracked]struct{}{}} }
-
-// add registers a connection's sockets; the returned function unregisters them.
-func (t *tracker) add(closers ...io.Closer) func() { return t.addChecked(nil, closers...) }
-
-// addChecked registers an inbound connection with the check that may later end it.
-func (t *tracker) addChecked(check func(*state.Snapshot) bool, closers ...io.Closer) func() {
-	c := &tracked{closers: closers, check: check}
-	t.mu.Lock()
-	t.conns[c] = struct{}{}
-	t.mu.Unlock()
-	return func() {
-		t.mu.Lock()
-		delete(t.conns, c)
-		t.mu.Unlock()
-	}
-}
-
-// closeAll ends every tracked connection.
-func (t *tracker) closeAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for c := range t.conns {
-		for _, cl := range c.closers {
-			cl.Close()
-		}
-	}
-}
-
-// recheck closes every connection whose check now fails.
-func (t *tracker) recheck(snap *state.Snapshot) {
-	t.mu.Lock()
-	var gone []*tracked
-	for c := range t.conns {
-		if c.check != nil && !c.check(snap) {
-			gone = append(gone, c)
-		}
-	}
-	t.mu.Unlock()
-	for _, c := range gone {
-		for _, cl := range c.closers {
-			cl.Close()
-		}
-	}
-}
-
-// len is the number of live connections.
-func (t *tracker) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.conns)
 }

@@ -22,7 +22,7 @@ import (
 
 // serveInbound terminates HBONE: mTLS with the certificate of the workload the client
 // reached, then one CONNECT stream per tunnel.
-func (p *Proxy) serveInbound(nc net.Conn) {
+func (p *Proxy) serveInbound(nc net.Conn, _ *liveConn) {
 	local, peer := addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
 	tc := tls.Server(nc, mtls.ServerConfig(p.certForLocal))
 	if err := mtls.Handshake(context.Background(), tc, p.deps.Timeouts.Handshake); err != nil {
@@ -77,13 +77,16 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	snap := p.deps.State.Snapshot()
 	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID,
 		mtls: true, baggage: req.Baggage, srcW: p.router.Peer(snap, peer.Addr())}
-	if !p.deps.ConnLimit.acquire() {
-		p.overLimit(local)
-		p.failed(r, "CONNECT", errOverLimit)
+	lc, err := p.conns.admit(st)
+	if err != nil {
+		if errors.Is(err, errOverLimit) {
+			p.overLimit(local)
+		}
+		p.failed(r, "CONNECT", err)
 		st.Respond(http.StatusServiceUnavailable)
 		return
 	}
-	defer p.deps.ConnLimit.release()
+	defer lc.release()
 	in, code, err := p.inboundTarget(snap, req, local.Addr())
 	if err != nil {
 		p.noise.Log(log, slog.LevelWarn, noiseRefused, "CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
@@ -114,18 +117,18 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		up.Close()
 		return
 	}
-	p.serveIn(r, log, rc, st, up)
+	p.serveIn(r, lc, log, rc, st, up)
 }
 
 var errDenied = errors.New("denied by authorization policy")
 
 // serveIn carries an accepted inbound connection to its app, subject to late
 // enforcement, with telemetry.
-func (p *Proxy) serveIn(r *record, log *slog.Logger, rc rbac.Conn, client halfConn, up *net.TCPConn) {
-	untrack := p.tracker.addChecked(p.recheckIfAuthz(log, rc, r), up, client)
-	defer untrack()
+func (p *Proxy) serveIn(r *record, lc *liveConn, log *slog.Logger, rc rbac.Conn, client halfConn, up *net.TCPConn) {
+	lc.carry(up)
+	lc.watch(p.recheckIfAuthz(log, rc, r))
+	p.show(lc, r)
 	mc := p.deps.Traffic.Open(r.labels())
-	defer p.track(r)()
 	sent, recv, err := pipe(client, up, mc, p.deps.Timeouts)
 	flags := "-"
 	if r.denied.Load() {
@@ -186,7 +189,7 @@ func (p *Proxy) recheckIfAuthz(log *slog.Logger, c rbac.Conn, r *record) func(*s
 
 // servePlaintext handles plain TCP redirected to 15006: no identity, the same checks,
 // and a TCP reset (as Rust ztunnel gives) when refused.
-func (p *Proxy) servePlaintext(c net.Conn) {
+func (p *Proxy) servePlaintext(c net.Conn, lc *liveConn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		c.Close()
@@ -221,7 +224,7 @@ func (p *Proxy) servePlaintext(c net.Conn) {
 		reset(tc)
 		return
 	}
-	p.serveIn(r, log, rc, tc, up)
+	p.serveIn(r, lc, log, rc, tc, up)
 }
 
 // reset closes with RST rather than FIN, so the client sees "connection reset by peer".

@@ -6,37 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/sockopt"
 )
-
-// ConnLimit caps the connections ztunnel holds at once (MAX_CONNECTIONS). Past it, new
-// ones are refused at once rather than queued: a flood then costs the attacker a
-// reset each, and the workloads already connected keep their memory and fds. Safe for
-// concurrent use; one is shared by every proxy of a process.
-type ConnLimit struct {
-	max  int64
-	held atomic.Int64
-}
-
-// NewConnLimit allows max connections at once; 0 or less counts without limiting.
-func NewConnLimit(max int) *ConnLimit { return &ConnLimit{max: int64(max)} }
-
-// acquire takes a slot; false when full.
-func (l *ConnLimit) acquire() bool {
-	if l.held.Add(1) > l.max && l.max > 0 {
-		l.held.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (l *ConnLimit) release() { l.held.Add(-1) }
-
-// Held is the number of connections holding a slot now.
-func (l *ConnLimit) Held() int { return int(l.held.Load()) }
 
 var (
 	errOverLimit      = errors.New("connection limit reached (MAX_CONNECTIONS)")

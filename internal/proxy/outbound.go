@@ -22,7 +22,7 @@ const connectTimeout = 10 * time.Second
 
 // serveOutbound handles a connection redirected to 15001: its original destination is
 // where the app was going.
-func (p *Proxy) serveOutbound(c net.Conn) {
+func (p *Proxy) serveOutbound(c net.Conn, lc *liveConn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		c.Close()
@@ -34,12 +34,12 @@ func (p *Proxy) serveOutbound(c net.Conn) {
 		c.Close()
 		return
 	}
-	p.proxyOutbound(tc, dst, nil)
+	p.proxyOutbound(tc, lc, dst, nil)
 }
 
-// proxyOutbound carries c to dst as its source workload. connected, when set, is told
-// the outcome before any byte is copied (SOCKS5 answers its client then).
-func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func(error)) {
+// proxyOutbound carries c (of entry lc) to dst as its source workload. connected, when
+// set, is told the outcome before any byte is copied (SOCKS5 answers its client then).
+func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, connected func(error)) {
 	if connected == nil {
 		connected = func(error) {}
 	}
@@ -66,10 +66,9 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, dst netip.AddrPort, connected func
 		return
 	}
 	connected(nil)
-	untrack := p.tracker.add(up)
-	defer untrack()
+	lc.carry(up)
+	p.show(lc, r)
 	mc := p.deps.Traffic.Open(r.labels())
-	defer p.track(r)()
 	sent, recv, err := pipe(c, up, mc, p.deps.Timeouts)
 	mc.Close("-")
 	p.complete(r, sent, recv, err)

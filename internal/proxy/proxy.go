@@ -95,7 +95,7 @@ type Proxy struct {
 	router   route.Router
 	settings hbone.Settings
 	pool     *pool.Pool
-	tracker  *tracker
+	conns    *connTable
 
 	noise *logging.Throttle // log budget of per-peer noise (noise.go)
 
@@ -106,7 +106,7 @@ type Proxy struct {
 
 type boundListener struct {
 	l      net.Listener
-	handle func(net.Conn)
+	handle func(net.Conn, *liveConn) // lc is c's entry; handle's caller releases it
 }
 
 // New builds the proxies; nothing listens until Bind.
@@ -120,12 +120,13 @@ func New(d Options) *Proxy {
 	if d.Timeouts.Handshake <= 0 {
 		d.Timeouts.Handshake = mtls.HandshakeTimeout
 	}
-	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"), tracker: newTracker(),
+	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"),
 		inbound: map[*hbone.Conn]struct{}{}, noise: logging.NewThrottle(noiseBurst),
 		settings: d.HBONE}
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(d.MaxConnections)
 	}
+	p.conns = newConnTable(p.deps.ConnLimit, d.Drain, d.Conns)
 	popts := d.Pool
 	popts.Logger = logging.Scoped(d.Logger, "pool")
 	p.pool = pool.New(popts)
@@ -144,7 +145,7 @@ func New(d Options) *Proxy {
 func (p *Proxy) Bind(ctx context.Context) error {
 	groups := []struct {
 		addrs  []netip.AddrPort
-		handle func(net.Conn)
+		handle func(net.Conn, *liveConn)
 	}{{p.deps.Listen.Inbound, p.serveInbound}, {p.deps.Listen.InboundPlaintext, p.servePlaintext},
 		{p.deps.Listen.Outbound, p.serveOutbound}, {p.deps.Listen.Socks5, p.serveSocks5}}
 	p.mu.Lock()
@@ -204,7 +205,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.StopAccepting()
 	listening()
-	p.tracker.closeAll()
+	p.conns.closeAll()
 	stopPool()
 	wg.Wait()
 	conns.Wait()
@@ -240,23 +241,19 @@ func (p *Proxy) acceptLoop(b boundListener, conns *sync.WaitGroup) {
 			continue
 		}
 		delay = 0
-		if !p.deps.ConnLimit.acquire() {
+		lc, err := p.conns.admit(c)
+		switch {
+		case errors.Is(err, errOverLimit):
 			p.overLimit(b.l.Addr())
 			resetConn(c)
 			continue
-		}
-		release, ok := p.deps.Drain.Hold()
-		if !ok { // the drain is over: the proxy is closing
-			p.deps.ConnLimit.release()
+		case err != nil: // the drain is over: the proxy is closing
 			c.Close()
 			continue
 		}
 		conns.Go(func() {
-			defer p.deps.ConnLimit.release()
-			defer release()
-			untrack := p.tracker.add(c)
-			defer untrack()
-			b.handle(c)
+			defer lc.release()
+			b.handle(c, lc)
 		})
 	}
 }

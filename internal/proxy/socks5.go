@@ -28,7 +28,7 @@ var errSocks = errors.New("SOCKS5 protocol error")
 // serveSocks5 is the localhost SOCKS5 entry into the outbound path: CONNECT only, no
 // authentication, to an IPv4 or IPv6 address or a hostname resolved through the mesh's
 // service registry (never through DNS).
-func (p *Proxy) serveSocks5(c net.Conn) {
+func (p *Proxy) serveSocks5(c net.Conn, lc *liveConn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		c.Close()
@@ -44,7 +44,7 @@ func (p *Proxy) serveSocks5(c net.Conn) {
 		c.Close()
 		return
 	}
-	p.proxyOutbound(tc, dst, func(err error) {
+	p.proxyOutbound(tc, lc, dst, func(err error) {
 		if err != nil {
 			socksReply(c, socksRefused)
 			return

@@ -85,14 +85,14 @@ func fromBaggage(l *metrics.ConnLabels, baggage string) {
 	}
 }
 
-// track registers the connection for the dump, under the workload this side serves.
-func (p *Proxy) track(r *record) func() {
+// show lists the connection in the dump, under the workload this side serves.
+func (p *Proxy) show(lc *liveConn, r *record) {
 	w := r.srcW
 	if r.inbound {
 		w = r.dstW
 	}
 	if w == nil || p.deps.Conns == nil {
-		return func() {}
+		return
 	}
 	key := identity.Workload{UID: w.Uid, Name: w.Name, Namespace: w.Namespace, ServiceAccount: w.ServiceAccount}
 	if pod := p.deps.Pod; pod != nil && pod.UID != "" {
@@ -102,7 +102,7 @@ func (p *Proxy) track(r *record) func() {
 	if r.mtls {
 		protocol = "HBONE"
 	}
-	return p.deps.Conns.Add(key, &conns.Conn{Inbound: r.inbound, Src: r.src.String(), OriginalDst: r.origDst,
+	lc.show(key, &conns.Conn{Inbound: r.inbound, Src: r.src.String(), OriginalDst: r.origDst,
 		ActualDst: r.dst.String(), Protocol: protocol})
 }
 
