@@ -41,7 +41,8 @@ type podProxy struct {
 	done   chan struct{}
 }
 
-func (p *podProxy) Stop() { p.cancel(); <-p.done }
+func (p *podProxy) Stop()                 { p.cancel() }
+func (p *podProxy) Done() <-chan struct{} { return p.done }
 
 // startPod opens ports 15001, 15006 and 15008, and the DNS proxy's 15053 on
 // localhost, inside the pod's namespace, with the packet mark (so the pod's own iptables rules let ztunnel's traffic through) and

@@ -33,7 +33,8 @@ type starter struct {
 	running map[string]bool
 	fail    map[string]error
 	starts  map[string]int
-	reg     *prometheus.Registry // the client's workload_manager_* metrics
+	stuck   map[string]chan struct{} // a pod whose end waits for the channel's close
+	reg     *prometheus.Registry     // the client's workload_manager_* metrics
 }
 
 // metric reads one unlabelled gauge or counter from the client's registry.
@@ -60,6 +61,18 @@ type run struct {
 
 func (r run) Stop() { r.s.mu.Lock(); delete(r.s.running, r.uid); r.s.mu.Unlock() }
 
+// Done is closed once the pod has ended: at once, unless the test holds it (stuck).
+func (r run) Done() <-chan struct{} {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if c := r.s.stuck[r.uid]; c != nil {
+		return c
+	}
+	return ended
+}
+
+var ended = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 func (s *starter) start(p identity.Workload, _ *netns.NS) (inpod.Running, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -82,12 +95,17 @@ func (s *starter) setFail(uid string, err error) {
 	}
 }
 
+func newStarter() *starter {
+	return &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{},
+		stuck: map[string]chan struct{}{}, reg: prometheus.NewRegistry()}
+}
+
 const selfNS = "/proc/self/ns/net" // a real network namespace anyone may open
 
 func setup(t *testing.T) (*ztest.FakeCNI, *starter, *readiness.Tracker) {
 	t.Helper()
 	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
-	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}, reg: prometheus.NewRegistry()}
+	s := newStarter()
 	tr := readiness.New()
 	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"), nil)
 	c.Metrics = metrics.NewWorkloadManager(s.reg)
@@ -103,7 +121,7 @@ func TestSnapshotThenAddsAndDeletes(t *testing.T) {
 	ztest.NoLeaks(t)
 	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
 	cni.AddPod("uid-a", "ns", "a", "sa", selfNS) // known before ztunnel connects: replayed
-	s := &starter{running: map[string]bool{}, fail: map[string]error{}, starts: map[string]int{}, reg: prometheus.NewRegistry()}
+	s := newStarter()
 	tr := readiness.New()
 	c := inpod.New(cni.Path, s.start, nil, tr.Register("workload proxy manager"), nil)
 	c.Metrics = metrics.NewWorkloadManager(s.reg)
@@ -224,4 +242,50 @@ func TestSameUIDNewNamespaceReplaces(t *testing.T) {
 	if s.starts["uid-a"] != 1 || !s.is("uid-a") {
 		t.Errorf("%d starts for a replayed pod, want 1", s.starts["uid-a"])
 	}
+}
+
+// A pod slow to end (a connection stuck in a syscall, say) holds up no other pod: its
+// Del is answered at once, the next pods' Add and Del are served meanwhile, and only
+// shutdown waits for it. (Rust's statemanager drains deleted pods in tasks of their own
+// too, joined at shutdown: DrainingTasks.)
+func TestSlowPodEndHoldsUpNoOther(t *testing.T) {
+	ztest.NoLeaks(t)
+	cni := ztest.NewFakeCNI(t, filepath.Join(t.TempDir(), "zds.sock"))
+	s := newStarter()
+	stuck := make(chan struct{})
+	s.stuck["uid-slow"] = stuck
+	c := inpod.New(cni.Path, s.start, nil, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); c.Run(ctx) }()
+	var once sync.Once
+	release := func() { once.Do(func() { close(stuck) }) }
+	defer func() { release(); cancel(); <-ran }()
+	ztest.Eventually(t, "connected", cni.Connected)
+	steps := []struct {
+		name string
+		do   func() (string, error)
+		want bool // uid's proxies run afterwards
+		uid  string
+	}{
+		{"add the slow pod", func() (string, error) { return cni.AddPod("uid-slow", "ns", "slow", "sa", selfNS) }, true, "uid-slow"},
+		{"delete it: answered while it has not ended", func() (string, error) { return cni.DelPod("uid-slow") }, false, "uid-slow"},
+		{"add another pod meanwhile", func() (string, error) { return cni.AddPod("uid-b", "ns", "b", "sa", selfNS) }, true, "uid-b"},
+		{"delete that one too", func() (string, error) { return cni.DelPod("uid-b") }, false, "uid-b"},
+		{"and add a third, running at shutdown", func() (string, error) { return cni.AddPod("uid-c", "ns", "c", "sa", selfNS) }, true, "uid-c"},
+	}
+	for _, st := range steps {
+		if ack, err := st.do(); ack != "" || err != nil || s.is(st.uid) != st.want {
+			t.Fatalf("%s: answer %q, %v; running %v, want %v", st.name, ack, err, s.is(st.uid), st.want)
+		}
+	}
+	cancel()
+	ztest.Eventually(t, "shutdown stops uid-c", func() bool { return !s.is("uid-c") })
+	select {
+	case <-ran:
+		t.Fatal("Run returned before the slow pod ended")
+	default:
+	}
+	release()
+	<-ran
 }

@@ -17,23 +17,32 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
 )
 
-// Running is a pod's proxy set; Stop ends it (listeners and connections) and waits.
-type Running interface{ Stop() }
+// Running is a pod's proxy set. Stop begins ending it (listeners and connections) and
+// returns at once; Done is closed once it has ended. A pod slow to end (a connection
+// stuck in a syscall) must not hold up every other pod's Add and Del.
+type Running interface {
+	Stop()
+	Done() <-chan struct{}
+}
 
 // Starter opens a pod's listeners inside ns and starts serving; an error (a port that
 // cannot be bound, say) leaves the pod pending, to be retried.
 type Starter func(pod identity.Workload, ns *netns.NS) (Running, error)
 
-// podEntry is one pod's slot. Guarded by Manager.mu.
+// podEntry is one pod's slot.
 type podEntry struct {
-	pod     identity.Workload
-	ns      *netns.NS
-	running Running // nil while pending
-	err     error   // why it is pending
-	seen    bool    // named (Add or Keep) since the current connection's start
+	pod identity.Workload
+	ns  *netns.NS
+	// starting serialises this pod's start with its retries: held across Starter, never
+	// with manager.mu.
+	starting sync.Mutex
+	running  Running // guarded by manager.mu; nil while pending
+	seen     bool    // guarded by manager.mu; named (Add or Keep) since the connection's start
+	removed  bool    // guarded by manager.mu; deleted while starting: stop what started
 }
 
-// manager holds the pods of ztunnel's node. Safe for concurrent use.
+// manager holds the pods of ztunnel's node. Safe for concurrent use. Its mutex guards
+// the table only: a pod's start (binding in its namespace) and end run outside it.
 type manager struct {
 	start Starter
 	log   *slog.Logger
@@ -41,9 +50,11 @@ type manager struct {
 	conns *conns.Registry          // pods Up or Pending, for the dump; nil-safe
 	stats *metrics.WorkloadManager // nil-safe
 
+	ending sync.WaitGroup // pods stopped and not yet ended; stopAll joins them
+
 	mu       sync.Mutex
-	pods     map[string]*podEntry
-	snapshot bool // the current connection's snapshot has been received
+	pods     map[string]*podEntry // guarded by mu
+	snapshot bool                 // guarded by mu; the connection's snapshot has been received
 }
 
 func newManager(start Starter, log *slog.Logger, ready *readiness.Task) *manager {
@@ -68,6 +79,7 @@ func (m *manager) handle(msg message) error {
 	return errors.Join(errProtocol, errors.New("unknown request"))
 }
 
+// add starts a pod's proxies; its ACK waits for this pod's start only.
 func (m *manager) add(a *zdsapi.AddWorkload, file *os.File) error {
 	ns, err := netns.FromFile(file)
 	if err != nil {
@@ -77,31 +89,53 @@ func (m *manager) add(a *zdsapi.AddWorkload, file *os.File) error {
 	info := a.GetWorkloadInfo()
 	pod := identity.Workload{UID: a.Uid, Name: info.GetName(), Namespace: info.GetNamespace(), ServiceAccount: info.GetServiceAccount()}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if e := m.pods[a.Uid]; e != nil {
-		if e.ns.SameAs(ns) && e.running != nil { // a replay of a pod already served
-			ns.Close()
-			e.seen = true
-			return nil
-		}
-		m.stopLocked(e) // same uid, new namespace: replace
+	old := m.pods[a.Uid]
+	if old != nil && old.ns.SameAs(ns) && old.running != nil { // a replay of a pod already served
+		old.seen = true
+		m.mu.Unlock()
+		ns.Close()
+		return nil
 	}
 	e := &podEntry{pod: pod, ns: ns, seen: true}
 	m.pods[a.Uid] = e
-	return m.startLocked(e)
+	if old != nil { // same uid, new namespace: replace
+		m.removeLocked(old)
+	}
+	e.starting.Lock() // before the table is unlocked: a retry waits for this start
+	m.mu.Unlock()
+	defer e.starting.Unlock()
+	return m.startEntry(e)
 }
 
-func (m *manager) startLocked(e *podEntry) error {
+// startEntry runs the Starter of e, whose starting lock the caller holds.
+func (m *manager) startEntry(e *podEntry) error {
+	m.mu.Lock()
+	removed := e.removed
+	m.mu.Unlock()
+	if removed { // deleted before a retry came to it
+		e.ns.Close()
+		return nil
+	}
 	r, err := m.start(e.pod, e.ns)
-	m.conns.SetPod(e.pod, err == nil)
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err != nil {
-		e.err = err
+		if e.removed {
+			e.ns.Close()
+			return err
+		}
+		m.conns.SetPod(e.pod, false)
 		m.log.Warn("pod proxy failed to start; will retry", "pod", e.pod.Namespace+"/"+e.pod.Name, "uid", e.pod.UID, "error", err)
 		return err
 	}
-	e.running, e.err = r, nil
 	m.stats.Started()
 	m.log.Info("pod proxy started", "pod", e.pod.Namespace+"/"+e.pod.Name, "uid", e.pod.UID)
+	e.running = r
+	if e.removed { // deleted while it started
+		m.endLocked(e)
+		return nil
+	}
+	m.conns.SetPod(e.pod, true)
 	return nil
 }
 
@@ -121,8 +155,8 @@ func (m *manager) del(uid string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e := m.pods[uid]; e != nil {
-		m.stopLocked(e)
 		delete(m.pods, uid)
+		m.removeLocked(e)
 	}
 }
 
@@ -137,8 +171,8 @@ func (m *manager) snapshotSent() error {
 	m.snapshot = true
 	for uid, e := range m.pods {
 		if !e.seen {
-			m.stopLocked(e)
 			delete(m.pods, uid)
+			m.removeLocked(e)
 		}
 	}
 	m.updateReadyLocked()
@@ -155,17 +189,25 @@ func (m *manager) newConnection() {
 	}
 }
 
-// retryPending tries again to start the pods whose start failed.
+// retryPending tries again to start the pods whose start failed, one at a time and
+// outside the table's lock; a pod whose start is under way is skipped.
 func (m *manager) retryPending() {
 	defer m.count()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	var pending []*podEntry
 	for _, e := range m.pods {
-		if e.running == nil {
-			m.startLocked(e)
+		if e.running == nil && e.starting.TryLock() {
+			pending = append(pending, e)
 		}
 	}
+	m.mu.Unlock()
+	for _, e := range pending {
+		m.startEntry(e)
+		e.starting.Unlock()
+	}
+	m.mu.Lock()
 	m.updateReadyLocked()
+	m.mu.Unlock()
 }
 
 func (m *manager) updateReadyLocked() {
@@ -180,15 +222,31 @@ func (m *manager) updateReadyLocked() {
 	m.ready.Done()
 }
 
-func (m *manager) stopLocked(e *podEntry) {
+// removeLocked forgets e, which the caller took out of the table: its proxies are
+// stopped now, or when their start (under way) returns.
+func (m *manager) removeLocked(e *podEntry) {
 	m.conns.RemovePod(e.pod.UID)
+	e.removed = true
 	if e.running != nil {
-		e.running.Stop()
-		e.running = nil
-		m.stats.Stopped()
+		m.endLocked(e)
+	} else if e.starting.TryLock() { // pending, and no start under way: nothing runs
+		e.starting.Unlock()
+		e.ns.Close()
+	} // else startEntry ends what it started
+}
+
+// endLocked stops e's proxies; their end is awaited apart (ending), and only then is the
+// pod's namespace closed: the proxies' sockets are made in it until they are gone.
+func (m *manager) endLocked(e *podEntry) {
+	r := e.running
+	e.running = nil
+	r.Stop()
+	m.stats.Stopped()
+	m.ending.Go(func() {
+		<-r.Done()
+		e.ns.Close()
 		m.log.Info("pod proxy stopped", "pod", e.pod.Namespace+"/"+e.pod.Name, "uid", e.pod.UID)
-	}
-	e.ns.Close()
+	})
 }
 
 // count publishes how many pods are served and pending.
@@ -204,13 +262,14 @@ func (m *manager) count() {
 	m.stats.Set(active, len(m.pods)-active)
 }
 
-// stopAll ends every pod (shutdown).
+// stopAll ends every pod (shutdown) and waits until all have ended.
 func (m *manager) stopAll() {
-	defer m.count()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for uid, e := range m.pods {
-		m.stopLocked(e)
 		delete(m.pods, uid)
+		m.removeLocked(e)
 	}
+	m.mu.Unlock()
+	m.count()
+	m.ending.Wait()
 }

@@ -20,7 +20,10 @@ import (
 
 type noop struct{}
 
-func (noop) Stop() {}
+func (noop) Stop()                 {}
+func (noop) Done() <-chan struct{} { return closed }
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // FuzzZDSMessage: any packet istio-cni (or anything on its socket) sends, with or
 // without a descriptor, is read over a real SOCK_SEQPACKET pair and handled: an ACK,
