@@ -67,7 +67,8 @@ type Bound struct {
 	DNS                     []net.Addr // node mode's DNS proxy: UDP then TCP per address
 }
 
-// New validates the wiring. It reads no files and opens no sockets.
+// New builds the shared components from the config; it reads no files, opens no
+// sockets and starts nothing: Run does, and fails there on what cannot start.
 func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 	a := &App{
 		cfg: cfg, log: log, levels: levels,

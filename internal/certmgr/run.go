@@ -10,7 +10,7 @@ import (
 // Run fetches queued certificates, at most MaxConcurrent at once, highest priority first,
 // until ctx ends. It returns after every fetch it started has ended; waiting Gets then
 // end with ErrClosed.
-func (m *Manager) Run(ctx context.Context) error {
+func (m *Manager) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for {
 		m.startFetches(ctx, &wg)
@@ -18,7 +18,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			m.close()
 			wg.Wait()
-			return nil
+			return
 		case <-m.wake:
 		}
 	}

@@ -43,7 +43,7 @@ func New(path string, start Starter, log *slog.Logger, ready *readiness.Task, re
 
 // Run connects, reconnecting with backoff (10 ms doubling to 15 s), until ctx ends; then
 // it stops every pod's proxies and returns.
-func (c *Client) Run(ctx context.Context) error {
+func (c *Client) Run(ctx context.Context) {
 	c.m.stats = c.Metrics
 	var wg sync.WaitGroup
 	wg.Go(func() { c.retryLoop(ctx) })
@@ -53,13 +53,13 @@ func (c *Client) Run(ctx context.Context) error {
 	for {
 		err := c.session(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		c.log.Warn("ZDS connection ended, reconnecting", "path", c.path, "retry_in", delay.String(), "error", err)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return nil
+			return
 		}
 		delay = min(2*delay, 15*time.Second)
 	}

@@ -198,7 +198,7 @@ func (p *Pool) Conns(k Key) int {
 
 // Run closes connections unused for IdleTimeout until ctx ends; then it closes every
 // connection and returns when their read loops have ended.
-func (p *Pool) Run(ctx context.Context) error {
+func (p *Pool) Run(ctx context.Context) {
 	t := time.NewTicker(max(p.opts.IdleTimeout/4, 10*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -206,7 +206,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			p.closeAll()
 			p.wg.Wait()
-			return nil
+			return
 		case now := <-t.C:
 			p.closeIdle(now)
 		}

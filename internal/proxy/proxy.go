@@ -180,7 +180,7 @@ func (p *Proxy) Addrs() []net.Addr {
 // Run serves the bound listeners until ctx ends, then closes every connection still
 // open and returns once all its goroutines have ended. Call StopAccepting first for a
 // graceful drain.
-func (p *Proxy) Run(ctx context.Context) error {
+func (p *Proxy) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	poolCtx, stopPool := context.WithCancel(context.Background())
 	wg.Go(func() { p.pool.Run(poolCtx) })
@@ -209,7 +209,6 @@ func (p *Proxy) Run(ctx context.Context) error {
 	stopPool()
 	wg.Wait()
 	conns.Wait()
-	return nil
 }
 
 // StopAccepting closes the listeners and tells inbound peers (GOAWAY) to open no new

@@ -81,14 +81,14 @@ func New(cfg ClientConfig, store *state.Store, ready *readiness.Task) (*Client, 
 
 // Run keeps a stream to istiod open until ctx ends, reconnecting with backoff (10 ms
 // doubling to 15 s, with jitter), then closes the connection.
-func (c *Client) Run(ctx context.Context) error {
+func (c *Client) Run(ctx context.Context) {
 	defer c.conn.Close()
 	delay := 10 * time.Millisecond
 	for {
 		got, err := c.session(ctx)
 		if ctx.Err() != nil {
 			c.cfg.Metrics.Terminated("Complete")
-			return nil
+			return
 		}
 		if got { // the stream worked for a while: start over from a short delay
 			delay = 10 * time.Millisecond
@@ -98,7 +98,7 @@ func (c *Client) Run(ctx context.Context) error {
 		select {
 		case <-time.After(jitter(delay)):
 		case <-ctx.Done():
-			return nil
+			return
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
