@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 )
@@ -77,35 +78,60 @@ func dialRaw(t *testing.T, s hbone.Settings, h hbone.Handler) *h2peer {
 
 func newPeerWith(t *testing.T, server bool, s hbone.Settings, h hbone.Handler) *h2peer {
 	t.Helper()
-	p := &h2peer{t: t, server: server, counted: &errorCounts{}, ended: make(chan error, 1),
-		stream: make(chan *hbone.Stream, 1), ours: make(chan *hbone.Conn, 1)}
-	if s.CountError == nil {
-		s.CountError = p.counted.add
-	}
+	return newPeerOver(t, loopback, server, s, h)
+}
+
+// A transport connects the peer and our Conn: dialed is the client's end.
+type transport func(t *testing.T) (dialed, accepted net.Conn)
+
+// loopback is a real TCP connection on 127.0.0.1, as every test but the clock's uses.
+func loopback(t *testing.T) (dialed, accepted net.Conn) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { p.nc.Close(); wg.Wait() })
-	accepted := make(chan net.Conn, 1)
-	wg.Go(func() {
-		nc, err := l.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- nc
-	})
-	dialed, err := net.Dial("tcp", l.Addr().String())
+	return dialPair(t, l, func() (net.Conn, error) { return net.Dial("tcp", l.Addr().String()) })
+}
+
+// inMemory is grpc's bufconn, buffered as a socket is: inside a synctest bubble the
+// clock moves only while every goroutine is durably blocked, which a goroutine reading
+// a socket never is, and one waiting on bufconn is. Timer tests (PING) use it.
+func inMemory(t *testing.T) (dialed, accepted net.Conn) {
+	t.Helper()
+	l := bufconn.Listen(1 << 20)
+	defer l.Close()
+	return dialPair(t, l, l.Dial)
+}
+
+func dialPair(t *testing.T, l net.Listener, dial func() (net.Conn, error)) (dialed, accepted net.Conn) {
+	t.Helper()
+	got := make(chan net.Conn, 1)
+	go func() { // ends with the Accept, before dialPair returns
+		nc, _ := l.Accept()
+		got <- nc
+	}()
+	dialed, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs := <-accepted
-	if theirs == nil {
+	if accepted = <-got; accepted == nil {
 		t.Fatal("accept failed")
 	}
+	return dialed, accepted
+}
+
+func newPeerOver(t *testing.T, tr transport, server bool, s hbone.Settings, h hbone.Handler) *h2peer {
+	t.Helper()
+	p := &h2peer{t: t, server: server, counted: &errorCounts{}, ended: make(chan error, 1),
+		stream: make(chan *hbone.Stream, 1), ours: make(chan *hbone.Conn, 1)}
+	if s.CountError == nil {
+		s.CountError = p.counted.add
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { p.nc.Close(); wg.Wait() })
+	dialed, theirs := tr(t)
 	ours := theirs
 	p.nc = dialed
 	if !server {
@@ -116,7 +142,9 @@ func newPeerWith(t *testing.T, server bool, s hbone.Settings, h hbone.Handler) *
 	p.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	p.fr.AllowIllegalWrites = true
 	p.henc = hpack.NewEncoder(&p.hbuf)
-	p.nc.SetDeadline(time.Now().Add(20 * time.Second))
+	if !isInMemory(dialed) { // in a bubble, a stuck script is a reported deadlock instead
+		p.nc.SetDeadline(time.Now().Add(20 * time.Second))
+	}
 	if server {
 		p.startServer(&wg, ours, s, h)
 	} else {
@@ -169,6 +197,8 @@ func (p *h2peer) startClient(wg *sync.WaitGroup, nc net.Conn, s hbone.Settings) 
 	})
 	p.await(func(f http2.Frame) bool { h, ok := f.(*http2.MetaHeadersFrame); return ok && h.StreamID == 1 })
 }
+
+func isInMemory(c net.Conn) bool { return c.LocalAddr().Network() == "bufconn" }
 
 // conn is our Conn under test.
 func (p *h2peer) conn() *hbone.Conn {

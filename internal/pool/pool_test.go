@@ -8,9 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
@@ -150,53 +152,102 @@ func TestStreamsPerConnectionAndIdentitySeparation(t *testing.T) {
 	}
 }
 
+// Callers of a key whose dial is under way wait for that one dial and all get its
+// error (Rust's pool: one connection attempt per key at a time).
 func TestFailedDialIsSharedAndReported(t *testing.T) {
 	ztest.NoLeaks(t)
-	var dials atomic.Int32
-	boom := errors.New("connection refused")
-	gate := make(chan struct{})
-	p := pool.New(pool.Options{})
-	dial := func(context.Context) (*hbone.Conn, error) { dials.Add(1); <-gate; return nil, boom }
-	runPool(t, p)
-	k := pool.NewKey(sleepID, nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.Addr{})
-	var wg sync.WaitGroup
-	var failed atomic.Int32
-	for range 10 {
-		wg.Go(func() {
-			if err := connect(t, p, k, dial); errors.Is(err, boom) {
-				failed.Add(1)
-			}
-		})
-	}
-	time.Sleep(50 * time.Millisecond) // let the callers queue behind the one dial
-	close(gate)
-	wg.Wait()
-	if failed.Load() != 10 || dials.Load() > 10 {
-		t.Errorf("%d of 10 callers got the dial error, %d dials", failed.Load(), dials.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var dials atomic.Int32
+		boom := errors.New("connection refused")
+		gate := make(chan struct{})
+		p := pool.New(pool.Options{})
+		dial := func(context.Context) (*hbone.Conn, error) { dials.Add(1); <-gate; return nil, boom }
+		runPool(t, p)
+		k := pool.NewKey(sleepID, nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.Addr{})
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for range 10 {
+			wg.Go(func() {
+				if err := connect(t, p, k, dial); errors.Is(err, boom) {
+					failed.Add(1)
+				}
+			})
+		}
+		synctest.Wait() // every caller is queued behind the one dial
+		if n := dials.Load(); n != 1 {
+			t.Errorf("%d dials under way for one key, want 1", n)
+		}
+		close(gate)
+		wg.Wait()
+		if failed.Load() != 10 || dials.Load() > 10 {
+			t.Errorf("%d of 10 callers got the dial error, %d dials", failed.Load(), dials.Load())
+		}
+	})
 }
 
+// memDialer connects over in-memory connections (grpc's bufconn, buffered as sockets
+// are) to an HBONE server whose streams end at once: a synctest bubble's clock only
+// moves when every goroutine is durably blocked, which one reading a socket never is,
+// and one waiting on bufconn's sync.Cond is. The returned stop ends the server.
+func memDialer(serving *sync.WaitGroup) (pool.DialFunc, func()) {
+	l := bufconn.Listen(1 << 20)
+	serving.Go(func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			serving.Go(func() {
+				sc, err := hbone.NewServerConn(nc, hbone.Settings{})
+				if err != nil {
+					nc.Close()
+					return
+				}
+				sc.Serve(func(st *hbone.Stream) { st.Respond(200); st.Close() })
+			})
+		}
+	})
+	dial := func(ctx context.Context) (*hbone.Conn, error) {
+		nc, err := l.DialContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return hbone.NewClientConn(nc, hbone.Settings{})
+	}
+	return dial, func() { l.Close() }
+}
+
+// A connection with no stream for POOL_UNUSED_RELEASE_TIMEOUT is closed, within one
+// reaper tick (a quarter of the timeout) after it, and not before (Rust's pool:
+// pool_unused_release_timeout).
 func TestIdleConnectionsReleased(t *testing.T) {
 	ztest.NoLeaks(t)
-	srv := newServer(t)
-	close(srv.release) // streams end at once
-	var dials atomic.Int32
-	p := pool.New(pool.Options{IdleTimeout: 50 * time.Millisecond})
-	runPool(t, p)
-	k := pool.NewKey(sleepID, nil, srv.addr, netip.Addr{})
-	if err := connect(t, p, k, dialer(&dials, k)); err != nil {
-		t.Fatal(err)
-	}
-	if p.Conns(k) != 1 {
-		t.Fatal("connection not pooled")
-	}
-	for range 200 { // bounded wait for the reaper
-		if p.Conns(k) == 0 {
-			return
+	synctest.Test(t, func(t *testing.T) {
+		const idle = 5 * time.Minute
+		p := pool.New(pool.Options{IdleTimeout: idle})
+		ctx, cancel := context.WithCancel(context.Background())
+		var serving, running sync.WaitGroup
+		dial, stop := memDialer(&serving)
+		running.Go(func() { p.Run(ctx) })
+		defer func() { cancel(); running.Wait(); stop(); serving.Wait() }()
+		k := pool.NewKey(sleepID, nil, netip.MustParseAddrPort("10.0.0.2:15008"), netip.Addr{})
+		st, err := p.Connect(ctx, k, &hbone.Request{Authority: "10.0.0.2:80"}, dial)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("idle connection still pooled")
+		st.Close()
+		synctest.Wait() // the stream has ended: idle from now on
+		time.Sleep(idle - time.Second)
+		synctest.Wait()
+		if p.Conns(k) != 1 {
+			t.Fatalf("closed after %s idle, before its %s", idle-time.Second, idle)
+		}
+		time.Sleep(time.Second + idle/4)
+		synctest.Wait()
+		if p.Conns(k) != 0 {
+			t.Errorf("still pooled after %s idle", idle+idle/4)
+		}
+	})
 }
 
 // A pooled connection whose peer died is not handed out again: the next tunnel of the
