@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/inpod"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/netns"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
@@ -288,4 +290,36 @@ func TestSlowPodEndHoldsUpNoOther(t *testing.T) {
 	}
 	release()
 	<-ran
+}
+
+// While istio-cni's socket is missing, ztunnel retries after 10 ms, doubling to at most
+// 15 s, on a synctest bubble's fake clock: a minute brings exactly the retries that
+// schedule allows. (Rust's WorkloadProxyNetworkHandler::connect has the same cap but
+// doubles before its first sleep, 20 ms: a difference of 10 ms, once, left as it is.)
+func TestReconnectBackoff(t *testing.T) {
+	ztest.NoLeaks(t)
+	synctest.Test(t, func(t *testing.T) {
+		logs := &ztest.LogBuffer{}
+		log, _, _ := logging.New(logs, "plain", "info")
+		c := inpod.New(filepath.Join(t.TempDir(), "missing.sock"), newStarter().start, log, nil, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { c.Run(ctx) })
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		cancel()
+		wg.Wait()
+		var got []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if _, after, ok := strings.Cut(line, "retry_in="); ok {
+				got = append(got, strings.Fields(after)[0])
+			}
+		}
+		// 10 ms … 10.24 s sum to 20.47 s; then 15 s each: 35.47, 50.47, and the retry due
+		// at 65.47 s is past the minute.
+		want := []string{"10ms", "20ms", "40ms", "80ms", "160ms", "320ms", "640ms", "1.28s", "2.56s", "5.12s", "10.24s", "15s", "15s", "15s"}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("retries in the first minute:\n %v\nwant\n %v", got, want)
+		}
+	})
 }
