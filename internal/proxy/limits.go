@@ -39,7 +39,7 @@ func resetConn(c net.Conn) {
 // goroutine, waits.
 type watchdog struct {
 	limits Timeouts
-	socks  []*net.TCPConn
+	quiet  func() time.Duration // how long the connection has carried nothing
 	abort  func()
 
 	mu      sync.Mutex // guards everything below
@@ -54,15 +54,21 @@ func startWatchdog(l Timeouts, abort func(), sides ...halfConn) *watchdog {
 	if l.Idle <= 0 && l.HalfClosed <= 0 {
 		return nil
 	}
-	w := &watchdog{limits: l, abort: abort}
+	var socks []*net.TCPConn
 	for _, s := range sides {
 		if tc, ok := s.(*net.TCPConn); ok {
-			w.socks = append(w.socks, tc)
+			socks = append(socks, tc)
 		}
 	}
-	if len(w.socks) == 0 {
+	if len(socks) == 0 {
 		return nil
 	}
+	return newWatchdog(l, abort, func() time.Duration { return quietFor(socks) })
+}
+
+// newWatchdog starts the timer; quiet says how long the connection has been silent.
+func newWatchdog(l Timeouts, abort func(), quiet func() time.Duration) *watchdog {
+	w := &watchdog{limits: l, abort: abort, quiet: quiet}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if t := w.limitLocked(); t > 0 {
@@ -122,11 +128,11 @@ func (w *watchdog) check() {
 	w.abort()
 }
 
-// quiet is how long the connection has carried nothing: the most recent activity of
-// any of its TCP sides.
-func (w *watchdog) quiet() time.Duration {
+// quietFor is how long the sockets have carried nothing: since the most recent
+// activity of any of them.
+func quietFor(socks []*net.TCPConn) time.Duration {
 	quiet := time.Duration(-1)
-	for _, s := range w.socks {
+	for _, s := range socks {
 		d, err := sockopt.SinceData(s)
 		if err != nil { // closed meanwhile, or no TCP_INFO: not ours to judge
 			return 0
