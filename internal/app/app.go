@@ -90,6 +90,23 @@ func New(cfg *config.Config, log *slog.Logger, levels *logging.Levels) *App {
 	return a
 }
 
+// startDataPlane starts the proxies and the DNS proxy: per pod as istio-cni hands them
+// over (in-pod mode), or node mode's own.
+func (a *App) startDataPlane(ctx context.Context, bg *sync.WaitGroup, certs *certmgr.Manager, synced <-chan struct{},
+	demand func(context.Context, string) error) error {
+	if a.cfg.InPod {
+		if certs == nil {
+			return fmt.Errorf("in-pod mode needs certificates: set CA_ADDRESS or FAKE_CA=true")
+		}
+		a.runInPod(ctx, bg, certs, synced, demand)
+		return nil
+	}
+	if err := a.startProxy(ctx, bg, certs, synced, demand); err != nil {
+		return err
+	}
+	return a.startNodeDNS(ctx, bg, synced)
+}
+
 // Shutdown starts a graceful shutdown, as SIGTERM does; it does not wait.
 func (a *App) Shutdown() { a.quitOnce.Do(func() { close(a.quit) }) }
 
@@ -138,14 +155,7 @@ func (a *App) Run(ctx context.Context) error {
 	if fetcher != nil {
 		certs = a.runCerts(bgCtx, &bg, fetcher)
 	}
-	if a.cfg.InPod {
-		if certs == nil {
-			return fmt.Errorf("in-pod mode needs certificates: set CA_ADDRESS or FAKE_CA=true")
-		}
-		a.runInPod(bgCtx, &bg, certs, synced, demand)
-	} else if err := a.startProxy(bgCtx, &bg, certs, synced, demand); err != nil {
-		return err
-	} else if err := a.startNodeDNS(bgCtx, &bg, synced); err != nil {
+	if err := a.startDataPlane(bgCtx, &bg, certs, synced, demand); err != nil {
 		return err
 	}
 	servers, err := a.bind(static, certs)
