@@ -10,7 +10,6 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
-	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 )
 
@@ -31,7 +30,7 @@ func (a *App) certSource() (certmgr.Fetcher, func(), error) {
 		return nil, func() {}, nil
 	}
 	client, err := caclient.New(caclient.Config{
-		Address: c.CAAddress, Roots: istiod.Roots(c.CARootCert), Token: istiod.Token(c.AuthToken), ClusterID: c.ClusterID,
+		Address: c.CAAddress, Roots: c.CARootCert.Load, Token: c.AuthToken.Read, ClusterID: c.ClusterID,
 		Headers: istiodHeaders(c.CAHeaders), TTL: c.SecretTTL, Impersonate: c.ProxyMode == config.Shared,
 	})
 	if err != nil {

@@ -31,8 +31,8 @@ func (a *App) runXDS(ctx context.Context, wg *sync.WaitGroup, task *readiness.Ta
 		return nil, nil, err
 	}
 	client, err := xds.New(xds.ClientConfig{
-		Address: c.XDSAddress, Roots: istiod.Roots(c.XDSRootCert), Node: node, OnDemand: c.XDSOnDemand,
-		Creds:  istiod.CallCreds{Token: istiod.Token(c.AuthToken), ClusterID: c.ClusterID, Headers: istiodHeaders(c.XDSHeaders)},
+		Address: c.XDSAddress, Roots: c.XDSRootCert.Load, Node: node, OnDemand: c.XDSOnDemand,
+		Creds:  istiod.CallCreds{Token: c.AuthToken.Read, ClusterID: c.ClusterID, Headers: istiodHeaders(c.XDSHeaders)},
 		Logger: logging.Scoped(a.log, "xds"), Metrics: metrics.NewXDS(a.registry),
 	}, a.store, task)
 	if err != nil {

@@ -25,9 +25,9 @@ import (
 
 // Config says where the CA is and how to authenticate to it.
 type Config struct {
-	Address   string       // https://host:port
-	Roots     istiod.Roots // trusted roots for the CA's serving certificate
-	Token     istiod.Token
+	Address   string                         // https://host:port
+	Roots     func() (*x509.CertPool, error) // trusted roots for the CA's serving certificate
+	Token     func() (string, error)
 	ClusterID string
 	Headers   []istiod.Header // CA_HEADER_* metadata
 	TTL       time.Duration   // requested validity (SECRET_TTL)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ztunnel-go/ztunnel/internal/caclient"
+	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
@@ -29,7 +30,7 @@ func client(t *testing.T, f *ztest.FakeCA, mutate func(*caclient.Config)) (*cacl
 		t.Fatal(err)
 	}
 	cfg := caclient.Config{
-		Address: f.Address, Roots: istiod.Roots{PEM: f.ServePEM}, Token: istiod.Token{File: tokenFile},
+		Address: f.Address, Roots: config.RootCert{PEM: f.ServePEM}.Load, Token: config.Token{File: tokenFile}.Read,
 		ClusterID: "east", Headers: []istiod.Header{{Name: "x-tenant", Value: "t1"}}, TTL: 12 * time.Hour,
 		Impersonate: true,
 	}
@@ -96,7 +97,7 @@ func TestCSRAndMetadata(t *testing.T) {
 func TestNoImpersonationInDedicatedMode(t *testing.T) {
 	ztest.NoLeaks(t)
 	f := ztest.NewFakeCA(t)
-	c, _ := client(t, f, func(cfg *caclient.Config) { cfg.Impersonate = false; cfg.Token = istiod.Token{Literal: "lit"} })
+	c, _ := client(t, f, func(cfg *caclient.Config) { cfg.Impersonate = false; cfg.Token = config.Token{Literal: "lit"}.Read })
 	if _, err := fetch(t, c, httpbin); err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +118,10 @@ func TestBadAnswersAndFaults(t *testing.T) {
 		{"garbage", func(f *ztest.FakeCA, _ *caclient.Config) { f.Garbage(true) }, "not PEM"},
 		{"CA error", func(f *ztest.FakeCA, _ *caclient.Config) { f.Fail(errors.New("quota exceeded")) }, "quota exceeded"},
 		{"CA down", func(f *ztest.FakeCA, _ *caclient.Config) { f.Stop() }, "requesting certificate"},
-		{"missing token file", func(_ *ztest.FakeCA, c *caclient.Config) { c.Token = istiod.Token{File: "/nonexistent/token"} }, "reading token file"},
-		{"untrusted CA", func(_ *ztest.FakeCA, c *caclient.Config) { c.Roots = istiod.Roots{PEM: ztest.NewFakeCA(t).ServePEM} }, "certificate"},
+		{"missing token file", func(_ *ztest.FakeCA, c *caclient.Config) { c.Token = config.Token{File: "/nonexistent/token"}.Read }, "reading token file"},
+		{"untrusted CA", func(_ *ztest.FakeCA, c *caclient.Config) {
+			c.Roots = config.RootCert{PEM: ztest.NewFakeCA(t).ServePEM}.Load
+		}, "certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,10 +151,10 @@ func TestWrongIdentityIsTyped(t *testing.T) {
 func TestNewRefusesBadConfig(t *testing.T) {
 	ztest.NoLeaks(t)
 	for _, cfg := range []caclient.Config{
-		{Address: "http://istiod:15012", Roots: istiod.Roots{System: true}},
-		{Address: "istiod:15012", Roots: istiod.Roots{System: true}},
-		{Address: "https://istiod:15012", Roots: istiod.Roots{File: "/nonexistent/root.pem"}},
-		{Address: "https://istiod:15012", Roots: istiod.Roots{PEM: "-----BEGIN CERTIFICATE-----\nxx"}},
+		{Address: "http://istiod:15012", Roots: config.RootCert{System: true}.Load},
+		{Address: "istiod:15012", Roots: config.RootCert{System: true}.Load},
+		{Address: "https://istiod:15012", Roots: config.RootCert{File: "/nonexistent/root.pem"}.Load},
+		{Address: "https://istiod:15012", Roots: config.RootCert{PEM: "-----BEGIN CERTIFICATE-----\nxx"}.Load},
 	} {
 		if c, err := caclient.New(cfg); err == nil {
 			c.Close()
@@ -162,7 +165,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func TestSystemRoots(t *testing.T) {
 	ztest.NoLeaks(t)
-	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: istiod.Roots{System: true}})
+	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: config.RootCert{System: true}.Load})
 	if err != nil {
 		t.Fatalf("SYSTEM roots: %v", err)
 	}

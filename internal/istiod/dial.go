@@ -2,6 +2,7 @@ package istiod
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/url"
 	"time"
@@ -21,14 +22,17 @@ var Keepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 *
 
 // Dial prepares a gRPC connection to istiod at address: https:// verified with roots, or
 // http:// in plaintext (local testing). It does not connect until first used.
-func Dial(address string, roots Roots, creds *CallCreds, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+func Dial(address string, roots func() (*x509.CertPool, error), creds *CallCreds, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	u, err := url.Parse(address)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("istiod address %q: want https://host:port or http://host:port", address)
 	}
 	var transport grpc.DialOption
 	if u.Scheme == "https" {
-		pool, err := LoadRoots(roots)
+		if roots == nil {
+			return nil, fmt.Errorf("istiod address %q: no trusted roots given", address)
+		}
+		pool, err := roots()
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -22,7 +23,7 @@ import (
 // ClientConfig says where istiod is and how to talk to it.
 type ClientConfig struct {
 	Address  string // https://host:port, or http:// for plaintext
-	Roots    istiod.Roots
+	Roots    func() (*x509.CertPool, error)
 	Creds    istiod.CallCreds
 	Node     *corepb.Node
 	OnDemand bool // Address resources only when asked for (XDS_ON_DEMAND)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"istio.io/istio/pkg/workloadapi"
 
+	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
@@ -38,10 +39,10 @@ func start(t *testing.T, fake *ztest.FakeXDS, mutate func(*xds.ClientConfig)) *h
 		t.Fatal(err)
 	}
 	log, _, _ := logging.New(h.logs, "plain", "debug")
-	cc := xds.ClientConfig{Address: fake.Address, Creds: istiod.CallCreds{Token: istiod.Token{Literal: "t"}, ClusterID: "c1"},
+	cc := xds.ClientConfig{Address: fake.Address, Creds: istiod.CallCreds{Token: config.Token{Literal: "t"}.Read, ClusterID: "c1"},
 		Node: node, Logger: log, FirstResponseTimeout: 5 * time.Second}
 	if fake.ServePEM != "" {
-		cc.Roots = istiod.Roots{PEM: fake.ServePEM}
+		cc.Roots = config.RootCert{PEM: fake.ServePEM}.Load
 	}
 	if mutate != nil {
 		mutate(&cc)
@@ -226,7 +227,7 @@ func TestWrongRootRefused(t *testing.T) {
 	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, true)
 	other := ztest.NewFakeXDS(t, true)
-	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = istiod.Roots{PEM: other.ServePEM} })
+	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = config.RootCert{PEM: other.ServePEM}.Load })
 	ztest.Eventually(t, "a clear TLS error", func() bool {
 		return strings.Contains(h.logs.String(), "certificate signed by unknown authority")
 	})
