@@ -2,6 +2,8 @@ package app
 
 import (
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
@@ -41,20 +43,34 @@ func TestConfigDefaultsAreTheComponents(t *testing.T) {
 	}
 }
 
-// Every HTTP2_* variable reaches hbone: set to a value of its own, each shows in the
-// settings app hands the proxies.
+// Every HTTP2_* variable reaches hbone: set one step off its default, each changes the
+// settings app hands the proxies. The test reads the variables table, so a new knob is
+// checked without an edit here.
 func TestEveryHTTP2VariableReachesHBONE(t *testing.T) {
 	ztest.NoLeaks(t)
-	env := []string{"HTTP2_STREAM_WINDOW_SIZE=70001", "HTTP2_CONNECTION_WINDOW_SIZE=70002", "HTTP2_FRAME_SIZE=17003",
-		"HTTP2_MAX_CONCURRENT_STREAMS=104", "HTTP2_MAX_HEADER_LIST_SIZE=2005", "HTTP2_MAX_QUEUED_CONTROL_FRAMES=106",
-		"HTTP2_MAX_EMPTY_DATA_FRAMES=107", "HTTP2_MAX_RESETS_PER_SECOND=108"}
-	c, err := config.Load(config.Source{Env: env, NumCPU: 2, IPv6: func() bool { return true }, FileExists: func(string) bool { return true }})
-	if err != nil {
-		t.Fatal(err)
+	load := func(env ...string) *config.Config {
+		c, err := config.Load(config.Source{Env: env, NumCPU: 2, IPv6: func() bool { return true }, FileExists: func(string) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	want := hbone.Settings{StreamWindow: 70001, ConnWindow: 70002, MaxFrameSize: 17003, MaxStreams: 104, MaxHeaderListSize: 2005,
-		MaxQueuedControl: 106, MaxEmptyData: 107, ResetsPerSecond: 108}
-	if got := proxyOptions(c).HBONE; !reflect.DeepEqual(got, want) {
-		t.Errorf("HBONE settings\n %+v\nwant\n %+v", got, want)
+	base := proxyOptions(load()).HBONE
+	checked := 0
+	for _, v := range config.Variables() {
+		if !strings.HasPrefix(v.Name, "HTTP2_") {
+			continue
+		}
+		value := "7" // a default naming another variable: any value of its own
+		if n, err := strconv.ParseUint(v.Default, 10, 32); err == nil {
+			value = strconv.FormatUint(n+1, 10)
+		}
+		if got := proxyOptions(load(v.Name + "=" + value)).HBONE; reflect.DeepEqual(got, base) {
+			t.Errorf("%s=%s does not reach hbone.Settings", v.Name, value)
+		}
+		checked++
+	}
+	if checked < 8 {
+		t.Errorf("only %d HTTP2_* variables in the table", checked)
 	}
 }

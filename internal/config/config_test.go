@@ -46,10 +46,7 @@ func TestDefaultsInCluster(t *testing.T) {
 		AuthToken: Token{File: defaultIstioToken}, SecretTTL: 24 * time.Hour,
 		ClusterID: "Kubernetes", ClusterDomain: "cluster.local", TrustDomain: "cluster.local",
 		PacketMark: 1337, IPv6Enabled: true,
-		Keepalive: Keepalive{Enabled: true, Time: 180 * time.Second, Interval: 180 * time.Second, Retries: 9},
-		HTTP2: HTTP2{StreamWindow: 4 << 20, ConnWindow: 16 << 20, FrameSize: 1 << 20, MaxStreams: 200, MaxHeaderListSize: 64 << 10,
-			MaxQueuedControl: 10000, MaxEmptyData: 100,
-			ResetsPerSecond: 200}, // the table's default, HTTP2_MAX_CONCURRENT_STREAMS
+		Keepalive:             Keepalive{Enabled: true, Time: 180 * time.Second, Interval: 180 * time.Second, Retries: 9},
 		PoolMaxStreamsPerConn: 100, PoolUnusedReleaseTimeout: 5 * time.Minute,
 		Limits:              Limits{MaxConnections: 65536, HandshakeTimeout: 10 * time.Second, HalfClosedTimeout: 10 * time.Minute},
 		TerminationDeadline: 5 * time.Second, WorkerThreads: 8,
@@ -60,6 +57,18 @@ func TestDefaultsInCluster(t *testing.T) {
 	}
 	want.Addrs.DNS = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15053")}
 	want.Addrs.DNSOptional = []netip.AddrPort{netip.MustParseAddrPort("[::1]:15053")}
+	// HTTP2 is pinned field by field: a field added later is pinned against hbone's own
+	// (Rust's) defaults by app's TestConfigDefaultsAreTheComponents instead.
+	pinned := HTTP2{StreamWindow: 4 << 20, ConnWindow: 16 << 20, FrameSize: 1 << 20, MaxStreams: 200, MaxHeaderListSize: 64 << 10,
+		MaxQueuedControl: 10000, MaxEmptyData: 100,
+		ResetsPerSecond: 200} // the table's default, HTTP2_MAX_CONCURRENT_STREAMS
+	got, pin := reflect.ValueOf(c.HTTP2), reflect.ValueOf(pinned)
+	for i := range pin.NumField() {
+		if !pin.Field(i).IsZero() && got.Field(i).Uint() != pin.Field(i).Uint() {
+			t.Errorf("HTTP2.%s = %d, want %d", pin.Type().Field(i).Name, got.Field(i).Uint(), pin.Field(i).Uint())
+		}
+	}
+	want.HTTP2 = c.HTTP2
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
 	}
@@ -293,9 +302,13 @@ func TestParseCasesCoverEveryVariable(t *testing.T) {
 		name, _, _ := strings.Cut(c.env, "=")
 		covered[name] = true
 	}
+	tagged := map[string]bool{} // their cases come from their tags: TestTaggedVariablesParse
+	for _, v := range taggedVariables(reflect.TypeFor[HTTP2]()) {
+		tagged[v.Name] = true
+	}
 	for _, v := range variables {
 		p, family := familyPrefix(v.Name)
-		found := covered[v.Name]
+		found := covered[v.Name] || tagged[v.Name]
 		for name := range covered {
 			found = found || (family && strings.HasPrefix(name, p))
 		}
@@ -330,6 +343,30 @@ func TestWorkerThreadsFromTheChart(t *testing.T) {
 		c := mustLoad(t, tt.env...)
 		if c.WorkerThreads != tt.want || c.WorkerThreadsSet != tt.set {
 			t.Errorf("%v: %d threads (set %v), want %d (set %v)", tt.env, c.WorkerThreads, c.WorkerThreadsSet, tt.want, tt.set)
+		}
+	}
+}
+
+// Each tagged variable (config.HTTP2) takes the values within its bounds into its field
+// and refuses, naming itself, a value past them or not a number.
+func TestTaggedVariablesParse(t *testing.T) {
+	ztest.NoLeaks(t)
+	typ := reflect.TypeFor[HTTP2]()
+	for i := range typ.NumField() {
+		tag := typ.Field(i).Tag
+		name, lo, hi := tag.Get("env"), tag.Get("min"), tag.Get("max")
+		for _, v := range []string{lo, hi} {
+			c, err := Load(Source{Env: []string{name + "=" + v}})
+			got := reflect.ValueOf(c.HTTP2).Field(i).Uint()
+			if err != nil || strconv.FormatUint(got, 10) != v && v != "0" {
+				t.Errorf("%s=%s: field %d, %v", name, v, got, err)
+			}
+		}
+		n, _ := strconv.ParseUint(hi, 10, 64)
+		for _, bad := range []string{strconv.FormatUint(n+1, 10), "lots"} {
+			if _, err := Load(Source{Env: []string{name + "=" + bad}}); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%s: %v, want an error naming the variable", name, bad, err)
+			}
 		}
 	}
 }
