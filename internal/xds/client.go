@@ -32,6 +32,9 @@ type ClientConfig struct {
 	FirstResponseTimeout time.Duration
 	Logger               *slog.Logger
 	Metrics              *metrics.XDS
+	// DialOptions are added to the gRPC connection's own, for embedders and tests (a
+	// context dialer to an istiod in memory).
+	DialOptions []grpc.DialOption
 }
 
 // Client keeps the state store in step with istiod over delta ADS. New does not
@@ -66,7 +69,8 @@ func New(cfg ClientConfig, store *state.Store, ready *readiness.Task) (*Client, 
 	if cfg.Logger == nil {
 		cfg.Logger = logging.Discard()
 	}
-	conn, err := istiod.Dial(cfg.Address, cfg.Roots, &cfg.Creds, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(200<<20)))
+	opts := append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(200 << 20))}, cfg.DialOptions...)
+	conn, err := istiod.Dial(cfg.Address, cfg.Roots, &cfg.Creds, opts...)
 	if err != nil {
 		return nil, err
 	}
