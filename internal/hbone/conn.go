@@ -72,7 +72,11 @@ type Conn struct {
 	client bool
 	local  Settings // immutable
 
-	wmu  sync.Mutex // serializes frame writes; guards fr's write side, henc and hbuf
+	wmu  sync.Mutex // serializes frame writes; guards fr's write side, henc, hbuf and batching
+	// batch is the socket under TLS when it can gather records (mtls.Transport): frames
+	// written under one hold of wmu then leave in one write(2). nil: none.
+	batch    batcher
+	batching bool // a batch is open (under wmu)
 	fr   *http2.Framer
 	henc *hpack.Encoder
 	hbuf bytes.Buffer
@@ -110,10 +114,26 @@ type Conn struct {
 	closed      chan struct{} // closed when the read loop has ended
 }
 
+// batcher gathers what is written between Begin and Flush into one write.
+type batcher interface {
+	Begin()
+	Flush() error
+}
+
+// batcherOf is the batcher under a TLS connection, if any.
+func batcherOf(nc net.Conn) batcher {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		if b, ok := tc.NetConn().(batcher); ok {
+			return b
+		}
+	}
+	return nil
+}
+
 func newConn(nc net.Conn, client bool, s Settings) *Conn {
 	s = s.WithDefaults()
 	c := &Conn{
-		nc: nc, client: client, local: s,
+		nc: nc, client: client, local: s, batch: batcherOf(nc),
 		streams: map[uint32]*Stream{}, nextID: 1,
 		peerMaxStr: 100, peerFrame: 16384, peerWindow: initialWindow, sendWindow: initialWindow,
 		lastUse: time.Now(), closed: make(chan struct{}),

@@ -34,8 +34,14 @@ func (c *Conn) pushControl(f control) {
 // tryFlushControl flushes queued control frames if the write lock is free.
 func (c *Conn) tryFlushControl() {
 	for c.hasControl() && c.wmu.TryLock() {
+		c.beginBatchLocked()
 		c.flushControlLocked()
+		err := c.endBatchLocked()
 		c.wmu.Unlock()
+		if err != nil {
+			c.fail(err)
+			return
+		}
 	}
 }
 
@@ -52,11 +58,34 @@ func (c *Conn) hasControl() bool {
 	return len(c.ctl) > 0
 }
 
-// unlockW releases the write lock after sending what the read loop queued meanwhile.
+// unlockW releases the write lock after sending what the read loop queued meanwhile,
+// with the batch's frames, in one write when the transport gathers them.
 func (c *Conn) unlockW() {
+	c.beginBatchLocked()
 	c.flushControlLocked()
+	err := c.endBatchLocked()
 	c.wmu.Unlock()
+	if err != nil {
+		c.fail(err)
+		return
+	}
 	c.tryFlushControl()
+}
+
+// beginBatchLocked gathers the frames written from now until endBatchLocked.
+func (c *Conn) beginBatchLocked() {
+	if c.batch != nil && !c.batching {
+		c.batch.Begin()
+		c.batching = true
+	}
+}
+
+func (c *Conn) endBatchLocked() error {
+	if !c.batching {
+		return nil
+	}
+	c.batching = false
+	return c.batch.Flush()
 }
 
 func (c *Conn) flushControlLocked() {

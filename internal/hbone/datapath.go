@@ -134,22 +134,28 @@ func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
 // sendFramed sends b[9:] as DATA frames. Each frame's header is written over the 9
 // bytes before its payload: the buffer's spare head for the first, already sent bytes
 // for the next ones.
+// The frames whose window is there go out under one hold of the write lock: in one
+// write(2) when the transport gathers TLS records.
 func (s *Stream) sendFramed(b []byte) error {
 	payload := len(b) - frameHeaderLen
 	for off := 0; off < payload; {
-		n, err := s.reserve(min(payload-off, maxRecordPayload))
+		n, err := s.reserve(payload - off) // waits for some window, takes all there is
 		if err != nil {
 			return err
 		}
-		frame := b[off : off+frameHeaderLen+n]
-		putDataHeader(frame, n, s.id)
 		s.c.wmu.Lock()
-		_, err = s.c.nc.Write(frame)
+		s.c.beginBatchLocked()
+		for end := off + n; off < end && err == nil; {
+			m := min(end-off, maxRecordPayload)
+			frame := b[off : off+frameHeaderLen+m]
+			putDataHeader(frame, m, s.id)
+			_, err = s.c.nc.Write(frame)
+			off += m
+		}
 		s.c.unlockW()
 		if err != nil {
 			return s.c.fail(err)
 		}
-		off += n
 	}
 	return nil
 }

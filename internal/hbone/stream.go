@@ -117,7 +117,7 @@ func (s *Stream) creditLocked(n uint32) (streamInc, connInc uint32) {
 func (s *Stream) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		n, err := s.reserve(len(p))
+		n, err := s.reserve(min(len(p), int(s.c.peerFrameSize())))
 		if err != nil {
 			return written, err
 		}
@@ -133,6 +133,13 @@ func (s *Stream) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// peerFrameSize is the largest DATA payload the peer accepts.
+func (c *Conn) peerFrameSize() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peerFrame
+}
+
 // reserve waits for send window and takes up to want bytes of it.
 func (s *Stream) reserve(want int) (int, error) {
 	c := s.c
@@ -145,7 +152,7 @@ func (s *Stream) reserve(want int) (int, error) {
 		case s.sentEnd:
 			return 0, errors.New("write after CloseWrite")
 		case s.sendWindow > 0 && c.sendWindow > 0:
-			n := min(int32(want), s.sendWindow, c.sendWindow, int32(c.peerFrame))
+			n := min(int32(want), s.sendWindow, c.sendWindow)
 			s.sendWindow -= n
 			c.sendWindow -= n
 			return int(n), nil

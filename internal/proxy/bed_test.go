@@ -88,7 +88,7 @@ type bed struct {
 
 // newBed starts the two nodes. Node B enforces authorization with the real engine over
 // its own store (no policy at first: everything allowed); tests add policies there.
-func newBed(t *testing.T, opts ...func(*proxy.Options)) *bed {
+func newBed(t testing.TB, opts ...func(*proxy.Options)) *bed {
 	t.Helper()
 	setupOnce.Lock()
 	t.Cleanup(setupOnce.Unlock)
@@ -113,7 +113,7 @@ func (b *bed) addrs(ips ...string) []netip.AddrPort {
 	return out
 }
 
-func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, authz bool, opts []func(*proxy.Options)) *node {
+func (b *bed) startNode(t testing.TB, _ string, l proxy.Listen, count *counter, authz bool, opts []func(*proxy.Options)) *node {
 	t.Helper()
 	local, err := xds.ParseLocalConfig([]byte(strings.ReplaceAll(meshYAML, "PORT", fmt.Sprint(b.port))))
 	if err != nil {
@@ -152,7 +152,7 @@ func (b *bed) startNode(t *testing.T, _ string, l proxy.Listen, count *counter, 
 	return n
 }
 
-func freePort(t *testing.T) uint16 {
+func freePort(t testing.TB) uint16 {
 	l, err := net.Listen("tcp", "127.0.11.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func freePort(t *testing.T) uint16 {
 }
 
 // startApps runs the test apps on every node-B address.
-func startApps(t *testing.T) {
+func startApps(t testing.TB) {
 	for _, ip := range echoIPs {
 		for port, h := range appPorts {
 			serve(t, net.JoinHostPort(ip, port), h)
@@ -170,7 +170,7 @@ func startApps(t *testing.T) {
 	}
 }
 
-func serve(t *testing.T, addr string, h func(net.Conn)) {
+func serve(t testing.TB, addr string, h func(net.Conn)) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -193,8 +193,25 @@ func echoApp(c net.Conn) {
 // sinkApp reads to EOF, then answers with the count: the client's half-close must not
 // stop the answer coming back.
 func sinkApp(c net.Conn) {
-	n, _ := io.Copy(io.Discard, c)
+	n, _ := drain(c)
 	fmt.Fprintf(c, "%d", n)
+}
+
+// drain reads r to its end in 256 KiB reads, as a bulk app (iperf3) does: io.Discard's
+// 8 KiB reads would cost the benchmark's sink more syscalls than ztunnel makes.
+func drain(r io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // byeApp says bye and half-closes first, then reads until the client ends.
@@ -212,7 +229,7 @@ func resetApp(c net.Conn) {
 
 // startWaypoint runs a fake waypoint (an HBONE server with the waypoint's certificate)
 // that records the authority it is asked for and echoes.
-func (b *bed) startWaypoint(t *testing.T) {
+func (b *bed) startWaypoint(t testing.TB) {
 	cert, err := b.ca.Fetch(context.Background(), identity.New("cluster.local", "default", "waypoint"))
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +255,7 @@ func (b *bed) startWaypoint(t *testing.T) {
 
 // socks connects from src through node A's SOCKS5 to target ("ip:port" or
 // "host:port") and returns the connection and the SOCKS5 reply code.
-func (b *bed) socks(t *testing.T, src netip.Addr, target string) (*net.TCPConn, byte) {
+func (b *bed) socks(t testing.TB, src netip.Addr, target string) (*net.TCPConn, byte) {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 10 * time.Second}
 	nc, err := d.Dial("tcp", b.a.socks.String())

@@ -24,7 +24,7 @@ import (
 // reached, then one CONNECT stream per tunnel.
 func (p *Proxy) serveInbound(nc net.Conn, _ *liveConn) {
 	local, peer := addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
-	tc := tls.Server(nc, mtls.ServerConfig(p.certForLocal))
+	tc := tls.Server(mtls.NewTransport(nc), mtls.ServerConfig(p.certForLocal))
 	if err := mtls.Handshake(context.Background(), tc, p.deps.Timeouts.Handshake); err != nil {
 		p.handshakeFailed("tls", "inbound TLS handshake failed", peer, local, err)
 		nc.Close()

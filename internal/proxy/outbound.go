@@ -138,7 +138,7 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(nc, mtls.ClientConfig(cert, pl.Expected))
+		tc := tls.Client(mtls.NewTransport(nc), mtls.ClientConfig(cert, pl.Expected))
 		if err := mtls.Handshake(ctx, tc, p.deps.Timeouts.Handshake); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.Dial, err)
