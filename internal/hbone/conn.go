@@ -72,14 +72,14 @@ type Conn struct {
 	client bool
 	local  Settings // immutable
 
-	wmu  sync.Mutex // serializes frame writes; guards fr's write side, henc, hbuf and batching
+	wmu sync.Mutex // serializes frame writes; guards fr's write side, henc, hbuf and batching
 	// batch is the socket under TLS when it can gather records (mtls.Transport): frames
 	// written under one hold of wmu then leave in one write(2). nil: none.
 	batch    batcher
 	batching bool // a batch is open (under wmu)
-	fr   *http2.Framer
-	henc *hpack.Encoder
-	hbuf bytes.Buffer
+	fr       *http2.Framer
+	henc     *hpack.Encoder
+	hbuf     bytes.Buffer
 
 	ctlMu    sync.Mutex // guards ctl, spare and ctlFlood: control frames queued by the read loop
 	ctl      []control
