@@ -35,9 +35,11 @@ const (
 	idleKiB  = "memory per idle connection per end (KiB)"
 	rateCPU  = "vCPU per proxy at 1,000 requests/s"
 	rateRSS  = "RSS of the proxies at 1,000 requests/s (MB)"
+	rateAnon = "  of it RssAnon: heap, stacks (MB)"
+	rateFile = "  of it RssFile: mapped binary (MB)"
 )
 
-var metricOrder = []string{upGbps, downGbps, p8Gbps, cpuGiB, p50, p99, cps1, cps8, idleKiB, rateCPU, rateRSS}
+var metricOrder = []string{upGbps, downGbps, p8Gbps, cpuGiB, p50, p99, cps1, cps8, idleKiB, rateCPU, rateRSS, rateAnon, rateFile}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -203,6 +205,9 @@ func (h *harness) atFixedRate(t *testing.T, s scenario, m map[string]float64) {
 	}
 	m[rateCPU] = (s.cpu() - before) / secs / 2
 	m[rateRSS] = s.rss() / 1e6
+	if s.rssOf != nil {
+		m[rateAnon], m[rateFile] = s.rssOf("RssAnon:")/1e6, s.rssOf("RssFile:")/1e6
+	}
 }
 
 func medians(results map[string]map[string][]float64) map[string]map[string]float64 {

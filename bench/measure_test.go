@@ -37,16 +37,23 @@ func procCPU(pids ...int) func() float64 {
 
 // procRSS reads the resident memory of the given processes, in bytes.
 func procRSS(pids ...int) func() float64 {
-	return func() float64 {
+	of := procStatus(pids...)
+	return func() float64 { return of("VmRSS:") }
+}
+
+// procStatus sums one memory field of /proc/PID/status ("VmRSS:", "RssAnon:",
+// "RssFile:") over the processes, in bytes.
+func procStatus(pids ...int) func(field string) float64 {
+	return func(field string) float64 {
 		total := 0.0
 		for _, pid := range pids {
-			total += vmRSS(fmt.Sprintf("/proc/%d/status", pid))
+			total += statusField(fmt.Sprintf("/proc/%d/status", pid), field)
 		}
 		return total
 	}
 }
 
-func vmRSS(path string) float64 {
+func statusField(path, field string) float64 {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0
@@ -54,7 +61,7 @@ func vmRSS(path string) float64 {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(s.Text(), field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			return kb * 1024
 		}

@@ -42,11 +42,12 @@ services:
 // scenario is one way of carrying the client's bytes to the server.
 type scenario struct {
 	name     string
-	clientNS string         // the pod the load runs in
-	iperf    string         // host:port reaching iperf3
-	echo     string         // host:port reaching the echo app
-	cpu      func() float64 // CPU seconds the proxies have used so far; nil for none
-	rss      func() float64 // bytes of memory the proxies hold now; nil for none
+	clientNS string                     // the pod the load runs in
+	iperf    string                     // host:port reaching iperf3
+	echo     string                     // host:port reaching the echo app
+	cpu      func() float64             // CPU seconds the proxies have used so far; nil for none
+	rss      func() float64             // bytes of memory the proxies hold now; nil for none
+	rssOf    func(field string) float64 // one /proc/PID/status field of it ("RssAnon:")
 }
 
 type harness struct {
@@ -84,12 +85,12 @@ func newHarness(t *testing.T) *harness {
 	s := h.daemon(t, n2.NS, "ready", pipe, append(certs["server"], "-mode", "server",
 		"-route", n2IP+":7001="+spIP+":5202", "-route", n2IP+":7081="+spIP+":8080")...)
 	h.scenarios = append(h.scenarios, scenario{name: "mtls-pipe", clientNS: cp.NS, iperf: n1IP + ":7000", echo: n1IP + ":7080",
-		cpu: procCPU(c, s), rss: procRSS(c, s)})
+		cpu: procCPU(c, s), rss: procRSS(c, s), rssOf: procStatus(c, s)})
 
 	if _, err := exec.LookPath("stunnel4"); err == nil {
 		c, s := h.stunnel(t, n1.NS, "client", certs, spIP), h.stunnel(t, n2.NS, "server", certs, spIP)
 		h.scenarios = append(h.scenarios, scenario{name: "stunnel", clientNS: cp.NS, iperf: n1IP + ":7200", echo: n1IP + ":7280",
-			cpu: procCPU(c, s), rss: procRSS(c, s)})
+			cpu: procCPU(c, s), rss: procRSS(c, s), rssOf: procStatus(c, s)})
 	} else {
 		t.Log("stunnel4 is not installed: its column is left out (bench/run installs it)")
 	}
@@ -97,7 +98,7 @@ func newHarness(t *testing.T) *harness {
 	h.setupDNS(t, n1, n2, cp, cz)
 	z := h.ztunnels(t, [2]*ztest.BedNode{n1, n2}, [2]*ztest.BedPod{cz, sz})
 	h.scenarios = append(h.scenarios, scenario{name: "ztunnel", clientNS: cz.NS, iperf: sz.IP + ":5201", echo: sz.IP + ":8080",
-		cpu: procCPU(z...), rss: procRSS(z...)})
+		cpu: procCPU(z...), rss: procRSS(z...), rssOf: procStatus(z...)})
 	return h
 }
 

@@ -34,7 +34,6 @@ func (c *Conn) pushControl(f control) {
 // tryFlushControl flushes queued control frames if the write lock is free.
 func (c *Conn) tryFlushControl() {
 	for c.hasControl() && c.wmu.TryLock() {
-		c.beginBatchLocked()
 		c.flushControlLocked()
 		err := c.endBatchLocked()
 		c.wmu.Unlock()
@@ -61,7 +60,6 @@ func (c *Conn) hasControl() bool {
 // unlockW releases the write lock after sending what the read loop queued meanwhile,
 // with the batch's frames, in one write when the transport gathers them.
 func (c *Conn) unlockW() {
-	c.beginBatchLocked()
 	c.flushControlLocked()
 	err := c.endBatchLocked()
 	c.wmu.Unlock()
@@ -72,7 +70,8 @@ func (c *Conn) unlockW() {
 	c.tryFlushControl()
 }
 
-// beginBatchLocked gathers the frames written from now until endBatchLocked.
+// beginBatchLocked gathers the frames written from now until endBatchLocked; only worth
+// it for more than one record.
 func (c *Conn) beginBatchLocked() {
 	if c.batch != nil && !c.batching {
 		c.batch.Begin()
@@ -93,6 +92,9 @@ func (c *Conn) flushControlLocked() {
 	pending := c.ctl
 	c.ctl = c.spare[:0]
 	c.ctlMu.Unlock()
+	if len(pending) > 1 { // one record goes as well alone: a batch would only copy it
+		c.beginBatchLocked()
+	}
 	for _, f := range pending {
 		switch http2.FrameType(f.kind) {
 		case http2.FrameSettings:

@@ -85,8 +85,12 @@ func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
 	if fh.Flags.Has(http2.FlagDataEndStream) {
 		s.recvEOF = true
 	}
-	s.deliverLocked(base)
-	s.cond.Broadcast()
+	if !s.deliverLocked(base) || s.recvEOF {
+		// Wake the reader only when it has something to do: a frame the read loop
+		// wrote to the app itself would only wake it to find nothing and sleep again,
+		// a futex wake-up per message on each side.
+		s.cond.Broadcast()
+	}
 	return true, nil
 }
 
@@ -144,7 +148,9 @@ func (s *Stream) sendFramed(b []byte) error {
 			return err
 		}
 		s.c.wmu.Lock()
-		s.c.beginBatchLocked()
+		if n > maxRecordPayload {
+			s.c.beginBatchLocked()
+		}
 		for end := off + n; off < end && err == nil; {
 			m := min(end-off, maxRecordPayload)
 			frame := b[off : off+frameHeaderLen+m]

@@ -18,10 +18,11 @@ type TryWriter interface {
 // Only frames smaller than a full TLS record's worth go direct: a full one means bulk
 // is flowing, and then the read loop decrypting the next frame while WriteTo writes
 // the last ones (and several at once) beats doing both in turn on one goroutine.
-func (s *Stream) deliverLocked(base int) {
+// It reports whether every received byte has been written (nothing left for WriteTo).
+func (s *Stream) deliverLocked(base int) bool {
 	c := s.c
 	if s.sink == nil || s.direct || s.writing || s.removed || s.roff != base || len(s.rbuf)-base >= maxRecordPayload {
-		return // bulk, or the writer has older bytes to write first, or is writing them
+		return false // bulk, or the writer has older bytes to write first, or is writing them
 	}
 	s.direct = true
 	data := s.rbuf[base:]
@@ -29,8 +30,12 @@ func (s *Stream) deliverLocked(base int) {
 	n, err := s.sink.TryWrite(data)
 	c.mu.Lock()
 	s.direct = false
+	if s.awaitDirect {
+		s.awaitDirect = false
+		s.cond.Broadcast()
+	}
 	if err != nil || n == 0 {
-		return // WriteTo writes them, or meets the error itself
+		return false // WriteTo writes them, or meets the error itself
 	}
 	s.roff += n
 	s.delivered += int64(n)
@@ -38,7 +43,7 @@ func (s *Stream) deliverLocked(base int) {
 		s.rbuf, s.roff = s.rbuf[:0], 0
 	}
 	if s.removed {
-		return // its unread bytes were credited when it was removed
+		return s.roff == len(s.rbuf) // its unread bytes were credited when it was removed
 	}
 	streamInc, connInc := s.creditLocked(uint32(n))
 	if streamInc > 0 {
@@ -48,4 +53,5 @@ func (s *Stream) deliverLocked(base int) {
 		c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: connInc})
 	}
 	s.maybeRemoveLocked()
+	return s.roff == len(s.rbuf)
 }

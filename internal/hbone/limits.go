@@ -70,6 +70,7 @@ func (c *Conn) goAwayAndLinger(code http2.ErrCode, reason string) {
 	c.pushControl(control{kind: uint8(http2.FrameGoAway), id: last, code: code})
 	c.wmu.Lock()
 	c.flushControlLocked()
+	c.endBatchLocked()
 	c.wmu.Unlock()
 	io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
 }

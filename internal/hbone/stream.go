@@ -19,26 +19,29 @@ type Stream struct {
 	id  uint32
 	req *Request // server side: what the client asked for
 
-	cond       *sync.Cond // on c.mu: data, window, status, reset
-	rbuf       []byte     // received, not yet read
-	roff       int
-	inflight   uint32    // bytes WriteTo took out of rbuf and has not credited yet
-	writing    bool      // WriteTo is writing what it took
-	sink       TryWriter // WriteTo's destination, when the read loop may write to it
-	direct     bool      // the read loop is writing to sink: rbuf's new bytes are its
-	delivered  int64     // bytes the read loop wrote to sink
-	recvEOF    bool      // END_STREAM received
-	unacked    uint32    // bytes read but not yet credited back to the peer
-	recvWindow int64     // what the peer may still send before our next WINDOW_UPDATE
-	contentLen int64     // server: content-length bytes still to come; -1 when none was declared
-	sendWindow int32
-	sentEnd    bool  // END_STREAM sent
-	resetErr   error // RST_STREAM either way, or the connection died
-	status     int   // client: response status once received
-	answered   bool  // server: Respond was called
-	removed    bool
-	rdeadline  time.Time
-	wdeadline  time.Time
+	cond     *sync.Cond // on c.mu: data, window, status, reset
+	rbuf     []byte     // received, not yet read
+	roff     int
+	inflight uint32    // bytes WriteTo took out of rbuf and has not credited yet
+	writing  bool      // WriteTo is writing what it took
+	sink     TryWriter // WriteTo's destination, when the read loop may write to it
+	direct   bool      // the read loop is writing to sink: rbuf's new bytes are its
+	// awaitDirect: WriteTo waits for that write's end, and must be woken by it even when
+	// it leaves no bytes (a reset may have come meanwhile).
+	awaitDirect bool
+	delivered   int64  // bytes the read loop wrote to sink
+	recvEOF     bool   // END_STREAM received
+	unacked     uint32 // bytes read but not yet credited back to the peer
+	recvWindow  int64  // what the peer may still send before our next WINDOW_UPDATE
+	contentLen  int64  // server: content-length bytes still to come; -1 when none was declared
+	sendWindow  int32
+	sentEnd     bool  // END_STREAM sent
+	resetErr    error // RST_STREAM either way, or the connection died
+	status      int   // client: response status once received
+	answered    bool  // server: Respond was called
+	removed     bool
+	rdeadline   time.Time
+	wdeadline   time.Time
 }
 
 func (c *Conn) newStreamLocked(id uint32) *Stream {

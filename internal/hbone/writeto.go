@@ -51,6 +51,7 @@ func (s *Stream) takeReceived(spare []byte) (chunk, full []byte, err error) {
 		if !s.direct {
 			break
 		}
+		s.awaitDirect = true
 		s.cond.Wait() // the read loop is writing the newest bytes itself; then look again
 	}
 	full, chunk = s.rbuf, s.rbuf[s.roff:]

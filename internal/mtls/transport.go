@@ -22,6 +22,9 @@ type Transport struct {
 	// The reader's (one goroutine at a time).
 	rbuf       *[]byte // what the last read brought, from roff to rend; nil when drained
 	roff, rend int
+	readFn     func(fd uintptr) bool // readOnce, made once
+	rn         int                   // readOnce's outcome
+	rerr       error
 
 	mu       sync.Mutex // guards batching and buf
 	batching bool

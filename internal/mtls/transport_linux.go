@@ -14,30 +14,40 @@ const chunkedReads = true
 // is something to read: while the socket is empty the goroutine waits in the poller
 // (RawConn.Read calls again once it is readable) without holding a buffer.
 func (t *Transport) readSocket() error {
-	var n int
-	var rerr error
-	err := t.raw.Read(func(fd uintptr) bool {
-		b := readPool.Get().(*[]byte)
-		for {
-			n, rerr = unix.Read(int(fd), *b)
-			if rerr != unix.EINTR {
-				break
-			}
-		}
-		if rerr == unix.EAGAIN || n <= 0 {
-			readPool.Put(b)
-			return rerr != unix.EAGAIN // EOF and errors end the wait too
-		}
-		t.rbuf, t.roff, t.rend = b, 0, n
-		return true
-	})
-	switch {
-	case err != nil:
+	if t.readFn == nil {
+		t.readFn = t.readOnce // one method value for the connection, not one per read
+	}
+	t.rn, t.rerr = 0, nil
+	if err := t.raw.Read(t.readFn); err != nil {
 		return err
-	case rerr != nil:
-		return &net.OpError{Op: "read", Net: "tcp", Source: t.LocalAddr(), Addr: t.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
-	case n == 0:
+	}
+	switch {
+	case t.rerr != nil:
+		return &net.OpError{Op: "read", Net: "tcp", Source: t.LocalAddr(), Addr: t.RemoteAddr(), Err: os.NewSyscallError("read", t.rerr)}
+	case t.rn == 0:
 		return io.EOF
 	}
 	return nil
+}
+
+// readOnce is one attempt: false (wait for readability) when the socket is empty.
+func (t *Transport) readOnce(fd uintptr) bool {
+	b := readPool.Get().(*[]byte)
+	var n int
+	var err error
+	for {
+		if n, err = unix.Read(int(fd), *b); err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.EAGAIN || n <= 0 {
+		readPool.Put(b)
+		if err == unix.EAGAIN {
+			return false
+		}
+		t.rn, t.rerr = 0, err // EOF or an error ends the wait too
+		return true
+	}
+	t.rbuf, t.roff, t.rend, t.rn = b, 0, n, n
+	return true
 }

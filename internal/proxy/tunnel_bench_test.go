@@ -27,7 +27,38 @@ func BenchmarkTunnelUpload(b *testing.B) {
 		}
 		upload(b, c)
 	})
-	b.Run("mtls-pipe", func(b *testing.B) { upload(b, mtlsPipe(b)) })
+	b.Run("mtls-pipe", func(b *testing.B) {
+		upload(b, mtlsPipe(b, func(tc net.Conn) { n, _ := drain(tc); tc.Write([]byte{byte(n)}) }))
+	})
+}
+
+// BenchmarkTunnelPingPong is 64 B request/response round trips on one tunnel to the
+// echo app: the small-message path, where every hand-off between goroutines is a
+// scheduler wake-up. "mtls-pipe" echoes over one TLS connection, the same run's baseline.
+func BenchmarkTunnelPingPong(b *testing.B) {
+	b.Run("hbone", func(b *testing.B) {
+		bd := newBed(b)
+		c, code := bd.socks(b, sleepIP, "127.0.11.1:9000")
+		if code != 0 {
+			b.Fatalf("SOCKS5 reply %d", code)
+		}
+		pingPong(b, c)
+	})
+	b.Run("mtls-pipe", func(b *testing.B) { pingPong(b, mtlsPipe(b, func(tc net.Conn) { io.Copy(tc, tc) })) })
+}
+
+func pingPong(b *testing.B, c net.Conn) {
+	defer c.Close()
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // upload writes b.N chunks of 64 KiB, half-closes and waits for the sink's count.
@@ -45,9 +76,9 @@ func upload(b *testing.B, c net.Conn) {
 	io.Copy(io.Discard, c)
 }
 
-// mtlsPipe is a client's TLS connection to a loopback server that copies what it reads
-// to a sink, with the mesh's certificates and TLS settings.
-func mtlsPipe(b *testing.B) net.Conn {
+// mtlsPipe is a client's TLS connection to a loopback server that runs serve on its
+// end, with the mesh's certificates and TLS settings.
+func mtlsPipe(b *testing.B, serve func(net.Conn)) net.Conn {
 	b.Helper()
 	root, err := ca.New("cluster.local", time.Hour, nil)
 	if err != nil {
@@ -71,8 +102,7 @@ func mtlsPipe(b *testing.B) net.Conn {
 			return
 		}
 		tc := tls.Server(nc, mtls.ServerConfig(func(context.Context, net.Addr) (*identity.Cert, error) { return cert, nil }))
-		n, _ := drain(tc)
-		tc.Write([]byte{byte(n)})
+		serve(tc)
 		tc.Close()
 	}()
 	nc, err := net.Dial("tcp", l.Addr().String())
