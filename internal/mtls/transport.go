@@ -31,8 +31,9 @@ type Transport struct {
 	buf      *[]byte // the records of the batch in progress; pooled between batches
 }
 
-// readChunk is the most one read(2) takes: sixteen records' worth.
-const readChunk = 256 << 10
+// readChunk is the most one read(2) takes: four records' worth. More (256 KiB) saves few
+// syscalls more and, pooled per busy connection, doubled RSS at 1,000 req/s in bench/run.
+const readChunk = 64 << 10
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
 
@@ -55,9 +56,9 @@ func (t *Transport) Read(p []byte) (int, error) {
 }
 
 // maxBatch bounds one batch's buffer: past it, Write sends what it holds first.
-const maxBatch = 256 << 10
+const maxBatch = 64 << 10
 
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch+32<<10); return &b }}
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch+17<<10); return &b }}
 
 // Buffered is how many bytes the last read brought that are not handed out yet; 0
 // means no read buffer is held.
