@@ -19,14 +19,7 @@ import (
 // copied to the sink by io.Copy, the baseline of the same run. Compare their MB/s as a
 // ratio; bench/run measures the real thing (separate processes, network namespaces).
 func BenchmarkTunnelUpload(b *testing.B) {
-	b.Run("hbone", func(b *testing.B) {
-		bd := newBed(b)
-		c, code := bd.socks(b, sleepIP, "127.0.11.1:9001")
-		if code != 0 {
-			b.Fatalf("SOCKS5 reply %d", code)
-		}
-		upload(b, c)
-	})
+	b.Run("hbone", func(b *testing.B) { upload(b, tunnelTo(b, "127.0.11.1:9001")) })
 	b.Run("mtls-pipe", func(b *testing.B) {
 		upload(b, mtlsPipe(b, func(tc net.Conn) { n, _ := drain(tc); tc.Write([]byte{byte(n)}) }))
 	})
@@ -36,14 +29,7 @@ func BenchmarkTunnelUpload(b *testing.B) {
 // echo app: the small-message path, where every hand-off between goroutines is a
 // scheduler wake-up. "mtls-pipe" echoes over one TLS connection, the same run's baseline.
 func BenchmarkTunnelPingPong(b *testing.B) {
-	b.Run("hbone", func(b *testing.B) {
-		bd := newBed(b)
-		c, code := bd.socks(b, sleepIP, "127.0.11.1:9000")
-		if code != 0 {
-			b.Fatalf("SOCKS5 reply %d", code)
-		}
-		pingPong(b, c)
-	})
+	b.Run("hbone", func(b *testing.B) { pingPong(b, tunnelTo(b, "127.0.11.1:9000")) })
 	b.Run("mtls-pipe", func(b *testing.B) { pingPong(b, mtlsPipe(b, func(tc net.Conn) { io.Copy(tc, tc) })) })
 }
 
@@ -114,4 +100,13 @@ func mtlsPipe(b *testing.B, serve func(net.Conn)) net.Conn {
 		b.Fatal(err)
 	}
 	return tc
+}
+
+// tunnelTo is a client's connection through the bed's two proxies to an app of node B.
+func tunnelTo(b *testing.B, target string) net.Conn {
+	c, code := newBed(b).socks(b, sleepIP, target)
+	if code != 0 {
+		b.Fatalf("SOCKS5 reply %d", code)
+	}
+	return c
 }
