@@ -143,7 +143,7 @@ func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
 func (s *Stream) sendFramed(b []byte) error {
 	payload := len(b) - frameHeaderLen
 	for off := 0; off < payload; {
-		n, err := s.reserve(payload - off) // waits for some window, takes all there is
+		n, err := s.reserve(payload-off, false) // waits for some window, takes all there is
 		if err != nil {
 			return err
 		}

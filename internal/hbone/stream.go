@@ -120,7 +120,7 @@ func (s *Stream) creditLocked(n uint32) (streamInc, connInc uint32) {
 func (s *Stream) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		n, err := s.reserve(min(len(p), int(s.c.peerFrameSize())))
+		n, err := s.reserve(len(p), true)
 		if err != nil {
 			return written, err
 		}
@@ -136,15 +136,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// peerFrameSize is the largest DATA payload the peer accepts.
-func (c *Conn) peerFrameSize() uint32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.peerFrame
-}
-
-// reserve waits for send window and takes up to want bytes of it.
-func (s *Stream) reserve(want int) (int, error) {
+// reserve waits for send window and takes up to want bytes of it; oneFrame also caps
+// it at the peer's largest frame (a caller that splits into frames itself takes more).
+func (s *Stream) reserve(want int, oneFrame bool) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -156,6 +150,9 @@ func (s *Stream) reserve(want int) (int, error) {
 			return 0, errors.New("write after CloseWrite")
 		case s.sendWindow > 0 && c.sendWindow > 0:
 			n := min(int32(want), s.sendWindow, c.sendWindow)
+			if oneFrame {
+				n = min(n, int32(c.peerFrame))
+			}
 			s.sendWindow -= n
 			c.sendWindow -= n
 			return int(n), nil

@@ -73,7 +73,7 @@ func (p *Proxy) enforceLate(ctx context.Context) {
 		snap := p.deps.State.Snapshot()
 		select {
 		case <-snap.Stale():
-			p.conns.recheck(p.deps.State.Snapshot())
+			p.live.recheck(p.deps.State.Snapshot())
 		case <-ctx.Done():
 			return
 		}

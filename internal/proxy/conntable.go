@@ -127,7 +127,7 @@ func (t *connTable) closeAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for lc := range t.live {
-		closeAll(lc.closers)
+		closeEach(lc.closers)
 	}
 }
 
@@ -142,11 +142,11 @@ func (t *connTable) recheck(snap *state.Snapshot) {
 	}
 	t.mu.Unlock()
 	for _, cs := range gone {
-		closeAll(cs)
+		closeEach(cs)
 	}
 }
 
-func closeAll(cs []io.Closer) {
+func closeEach(cs []io.Closer) {
 	for _, c := range cs {
 		c.Close()
 	}

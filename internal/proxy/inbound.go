@@ -77,7 +77,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	snap := p.deps.State.Snapshot()
 	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID,
 		mtls: true, baggage: req.Baggage, srcW: p.router.Peer(snap, peer.Addr())}
-	lc, err := p.conns.admit(st)
+	lc, err := p.live.admit(st)
 	if err != nil {
 		if errors.Is(err, errOverLimit) {
 			p.overLimit(local)

@@ -95,7 +95,7 @@ type Proxy struct {
 	router   route.Router
 	settings hbone.Settings
 	pool     *pool.Pool
-	conns    *connTable
+	live     *connTable // every live connection of this proxy (conntable.go)
 
 	noise *logging.Throttle // log budget of per-peer noise (noise.go)
 
@@ -126,7 +126,7 @@ func New(d Options) *Proxy {
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(d.MaxConnections)
 	}
-	p.conns = newConnTable(p.deps.ConnLimit, d.Drain, d.Conns)
+	p.live = newConnTable(p.deps.ConnLimit, d.Drain, d.Conns)
 	popts := d.Pool
 	popts.Logger = logging.Scoped(d.Logger, "pool")
 	p.pool = pool.New(popts)
@@ -205,7 +205,7 @@ func (p *Proxy) Run(ctx context.Context) {
 	}
 	p.StopAccepting()
 	listening()
-	p.conns.closeAll()
+	p.live.closeAll()
 	stopPool()
 	wg.Wait()
 	conns.Wait()
@@ -240,7 +240,7 @@ func (p *Proxy) acceptLoop(b boundListener, conns *sync.WaitGroup) {
 			continue
 		}
 		delay = 0
-		lc, err := p.conns.admit(c)
+		lc, err := p.live.admit(c)
 		switch {
 		case errors.Is(err, errOverLimit):
 			p.overLimit(b.l.Addr())
