@@ -27,11 +27,16 @@ const (
 	upGbps   = "throughput client→server, 1 stream (Gbit/s)"
 	downGbps = "throughput server→client, 1 stream (Gbit/s)"
 	p8Gbps   = "throughput client→server, 8 streams (Gbit/s)"
+	p100Gbps = "throughput client→server, 100 streams (Gbit/s)"
+	p100RSS  = "peak RSS of the proxies, 100 streams (MB)"
 	cpuGiB   = "proxy CPU per GiB, both ends (s)"
 	p50      = "64 B request/response p50 (µs)"
 	p99      = "64 B request/response p99 (µs)"
 	cps1     = "new connections/s, c=1"
 	cps8     = "new connections/s, c=8"
+	connP50  = "new connection at 1,000/s for 10 s: first byte p50 (µs)"
+	connP99  = "new connection at 1,000/s for 10 s: first byte p99 (µs)"
+	connCPU  = "vCPU per proxy at 1,000 new connections/s"
 	idleKiB  = "memory per idle connection per end (KiB)"
 	rateCPU  = "vCPU per proxy at 1,000 requests/s"
 	rateRSS  = "RSS of the proxies at 1,000 requests/s (MB)"
@@ -39,7 +44,8 @@ const (
 	rateFile = "  of it RssFile: mapped binary (MB)"
 )
 
-var metricOrder = []string{upGbps, downGbps, p8Gbps, cpuGiB, p50, p99, cps1, cps8, idleKiB, rateCPU, rateRSS, rateAnon, rateFile}
+var metricOrder = []string{upGbps, downGbps, p8Gbps, p100Gbps, p100RSS, cpuGiB, p50, p99, cps1, cps8,
+	connP50, connP99, connCPU, idleKiB, rateCPU, rateRSS, rateAnon, rateFile}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -106,6 +112,38 @@ func TestHarness(t *testing.T) {
 // round measures one scenario once; a failed measurement is reported and left out.
 func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 	m := map[string]float64{}
+	h.throughput(t, s, secs, m)
+	stop := h.profile(t, s, "latency")
+	r, err := h.loadgenRun(s, "-mode", "rr", "-addr", s.echo, "-n", "2000", "-size", "64")
+	stop()
+	if err == nil {
+		m[p50], m[p99] = r["p50_us"], r["p99_us"]
+	} else {
+		t.Errorf("%s: %v", s.name, err)
+	}
+	for c, key := range map[string]string{"1": cps1, "8": cps8} {
+		stop := h.profile(t, s, "connections"+c)
+		r, err := h.loadgenRun(s, "-mode", "cps", "-addr", s.echo, "-c", c, "-d", "2s")
+		stop()
+		if err == nil && r["failed"] == 0 {
+			m[key] = r["per_second"]
+		} else {
+			t.Errorf("%s: c=%s: %v %v", s.name, c, err, r)
+		}
+	}
+	h.connectionRate(t, s, m)
+	if s.cpu != nil { // before the idle connections inflate the memory figure
+		h.atFixedRate(t, s, m)
+	}
+	if s.rss != nil {
+		m[idleKiB] = h.idleRSS(t, s, 1000) / 1024
+	}
+	return m
+}
+
+// throughput runs the iperf3 phases: one stream each way (with the proxies' CPU per
+// GiB on the upload), 8 streams, and 100 streams with the proxies' peak memory.
+func (h *harness) throughput(t *testing.T, s scenario, secs int, m map[string]float64) {
 	cpu := func() float64 {
 		if s.cpu == nil {
 			return 0
@@ -134,31 +172,63 @@ func (h *harness) round(t *testing.T, s scenario, secs int) map[string]float64 {
 	} else {
 		t.Errorf("%s: %v", s.name, err)
 	}
-	stop = h.profile(t, s, "latency")
-	r, err := h.loadgenRun(s, "-mode", "rr", "-addr", s.echo, "-n", "2000", "-size", "64")
-	stop()
+	peak := peakOf(s.rss)
+	gbps, _, err = iperf(s, secs, "-P", "100")
+	if mb := peak() / 1e6; mb > 0 {
+		m[p100RSS] = mb
+	}
 	if err == nil {
-		m[p50], m[p99] = r["p50_us"], r["p99_us"]
+		m[p100Gbps] = gbps
 	} else {
-		t.Errorf("%s: %v", s.name, err)
+		t.Errorf("%s: 100 streams: %v", s.name, err)
 	}
-	for c, key := range map[string]string{"1": cps1, "8": cps8} {
-		stop := h.profile(t, s, "connections"+c)
-		r, err := h.loadgenRun(s, "-mode", "cps", "-addr", s.echo, "-c", c, "-d", "2s")
-		stop()
-		if err == nil && r["failed"] == 0 {
-			m[key] = r["per_second"]
-		} else {
-			t.Errorf("%s: c=%s: %v %v", s.name, c, err, r)
+}
+
+// connectionRate opens 1,000 connections per second for 10 s, open loop, and records
+// the time each waited for its first echoed byte and the proxies' CPU.
+func (h *harness) connectionRate(t *testing.T, s scenario, m map[string]float64) {
+	const secs = 10
+	var before float64
+	if s.cpu != nil {
+		before = s.cpu()
+	}
+	start := time.Now()
+	r, err := h.loadgenRun(s, "-mode", "connrate", "-addr", s.echo, "-r", "1000", "-d", strconv.Itoa(secs)+"s")
+	if err != nil {
+		t.Errorf("%s: 1,000 connections/s: %v", s.name, err)
+		return
+	}
+	if r["failed"] > 0 {
+		t.Logf("%s: 1,000 connections/s: %.0f of %d failed, %.0f/s answered", s.name, r["failed"], 1000*secs, r["per_second"])
+	}
+	m[connP50], m[connP99] = r["p50_us"], r["p99_us"]
+	if s.cpu != nil {
+		m[connCPU] = (s.cpu() - before) / time.Since(start).Seconds() / 2
+	}
+}
+
+// peakOf samples rss every 100 ms until the returned function is called, which gives
+// the highest sample (0 when rss is nil).
+func peakOf(rss func() float64) func() float64 {
+	if rss == nil {
+		return func() float64 { return 0 }
+	}
+	done, result := make(chan struct{}), make(chan float64)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		high := rss()
+		for {
+			select {
+			case <-tick.C:
+				high = max(high, rss())
+			case <-done:
+				result <- max(high, rss())
+				return
+			}
 		}
-	}
-	if s.cpu != nil { // before the idle connections inflate the memory figure
-		h.atFixedRate(t, s, m)
-	}
-	if s.rss != nil {
-		m[idleKiB] = h.idleRSS(t, s, 1000) / 1024
-	}
-	return m
+	}()
+	return func() float64 { close(done); return <-result }
 }
 
 // profile takes CPU profiles of both ztunnels during one phase (ZTUNNEL_BENCH_PROFILE:

@@ -7,6 +7,7 @@
 //	loadgen -mode idle -addr 10.0.0.2:8080 -c 1000 [-size 1024]   hold idle connections until stdin closes;
 //	                                                       each stdin line "again" makes every one echo its bytes once more
 //	loadgen -mode rate -addr 10.0.0.2:8080 -r 1000 -c 10 -d 5s   64 B request/response at a fixed rate
+//	loadgen -mode connrate -addr 10.0.0.2:8080 -r 1000 -d 10s  new connections at a fixed rate: time to first echoed byte
 //	loadgen -mode dns -addr 10.0.0.1:53 -name a.example. -n 2000 -c 8 -d 2s   DNS latency, then queries/s
 //
 // Results are one JSON object on stdout.
@@ -31,9 +32,9 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "echo", "echo | rr | cps | idle | rate | dns")
+	mode := flag.String("mode", "echo", "echo | rr | cps | idle | rate | connrate | dns")
 	name := flag.String("name", "", "dns: the name to ask (type A)")
-	rate := flag.Int("r", 1000, "rate: requests per second, over -c connections")
+	rate := flag.Int("r", 1000, "rate: requests per second, over -c connections; connrate: connections per second")
 	listen := flag.String("listen", ":8080", "echo: address to serve")
 	addr := flag.String("addr", "", "rr, cps, idle: server address")
 	n := flag.Int("n", 2000, "rr: round trips")
@@ -54,6 +55,8 @@ func main() {
 		err = idle(*addr, *c, *size)
 	case "rate":
 		out, err = fixedRate(*addr, *rate, *c, *d)
+	case "connrate":
+		out, err = connRate(*addr, *rate, *d)
 	case "dns":
 		out, err = dnsLoad(*addr, *name, *n, *c, *d)
 	default:
@@ -229,4 +232,49 @@ func fixedRate(addr string, rate, c int, d time.Duration) (map[string]float64, e
 	}
 	wg.Wait()
 	return map[string]float64{"per_second": float64(done.Load()) / d.Seconds(), "failed": float64(failed.Load())}, nil
+}
+
+// connRate opens rate new connections per second for d, on an open-loop schedule (a
+// slow answer does not delay the next connection), each carrying one byte each way;
+// it reports the time from dial to the echoed byte, what a client waits before its
+// first response. Each connection is bounded by 5 s; the count by rate × d.
+func connRate(addr string, rate int, d time.Duration) (map[string]float64, error) {
+	total := int(d.Seconds() * float64(rate))
+	lat := make([]time.Duration, total)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range total {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		wg.Go(func() {
+			t0 := time.Now()
+			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer conn.Close()
+			conn.SetDeadline(t0.Add(5 * time.Second))
+			b := []byte{1}
+			if _, err := conn.Write(b); err != nil {
+				failed.Add(1)
+				return
+			}
+			if _, err := io.ReadFull(conn, b); err != nil {
+				failed.Add(1)
+				return
+			}
+			lat[i] = time.Since(t0)
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	lat = slices.DeleteFunc(lat, func(x time.Duration) bool { return x == 0 })
+	if len(lat) == 0 {
+		return nil, fmt.Errorf("no connection of %d got its byte back", total)
+	}
+	slices.Sort(lat)
+	us := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	return map[string]float64{"per_second": float64(len(lat)) / elapsed.Seconds(), "failed": float64(failed.Load()),
+		"p50_us": us(0.5), "p99_us": us(0.99)}, nil
 }

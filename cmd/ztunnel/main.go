@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/ztunnel-go/ztunnel/internal/admin"
 	"github.com/ztunnel-go/ztunnel/internal/app"
 	"github.com/ztunnel-go/ztunnel/internal/config"
@@ -68,6 +70,13 @@ func proxy(stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ztunnel: %v\n", err)
 		return 1
 	}
+	if cfg.MemoryLimitRatio > 0 {
+		// GOMEMLIMIT from the pod's memory limit: without it Go paces the heap by its own
+		// growth only, and a burst of bulk streams can take the pod past its limit into
+		// the OOM killer where a tighter collection would have kept it. No cgroup limit,
+		// or one that cannot be read, leaves Go's default: nothing to report.
+		memlimit.Set(memlimit.WithRatio(cfg.MemoryLimitRatio), memlimit.WithProvider(memlimit.FromCgroup)) //nolint:errcheck
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := app.New(cfg, log, levels).Run(ctx); err != nil {
@@ -76,3 +85,4 @@ func proxy(stderr io.Writer) int {
 	}
 	return 0
 }
+

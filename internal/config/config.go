@@ -79,6 +79,10 @@ type Config struct {
 	// WorkerThreadsSet: ZTUNNEL_WORKER_THREADS was given, so start-up sets GOMAXPROCS.
 	// Otherwise Go's own default stays, which follows the container's CPU limit.
 	WorkerThreadsSet bool
+	// MemoryLimitRatio is the share of the cgroup's memory limit start-up gives Go as
+	// GOMEMLIMIT (AUTOMEMLIMIT, default 0.9); 0 leaves Go's limit alone (GOMEMLIMIT set,
+	// or AUTOMEMLIMIT=off).
+	MemoryLimitRatio float64
 	Socks5Enabled    bool
 
 	// DNS is the DNS proxy (15053); its listen addresses are in Addrs.

@@ -262,6 +262,7 @@ func (r *reader) loadRuntime(c *Config) {
 		c.TerminationDeadline = r.duration("CONNECTION_TERMINATION_DEADLINE", c.TerminationDeadline)
 	}
 	r.loadWorkers(c)
+	c.MemoryLimitRatio = r.memoryLimitRatio()
 	c.LogFormat = r.oneOf("LOG_FORMAT", "plain", "plain", "json")
 	c.LogLevel = r.logLevel("RUST_LOG", "info")
 }
@@ -290,6 +291,27 @@ func (r *reader) loadWorkers(c *Config) {
 	default:
 		c.WorkerThreads = r.src.cpus()
 	}
+}
+
+// memoryLimitRatio reads AUTOMEMLIMIT as automemlimit does (a ratio, or off), but here,
+// so that a bad value fails start-up naming it rather than being ignored.
+func (r *reader) memoryLimitRatio() float64 {
+	if r.has("GOMEMLIMIT") {
+		return 0
+	}
+	v, ok := r.get("AUTOMEMLIMIT")
+	switch {
+	case !ok:
+		return 0.9
+	case v == "off":
+		return 0
+	}
+	ratio, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(ratio > 0 && ratio <= 1) {
+		r.fail("AUTOMEMLIMIT", v, errors.New("want a ratio in (0, 1] or off"))
+		return 0
+	}
+	return ratio
 }
 
 // graceToDeadline leaves the kubelet time to see ztunnel exit before it kills it:

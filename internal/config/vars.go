@@ -67,6 +67,8 @@ var variables = slices.Concat([]Variable{
 	{"ZTUNNEL_CPU_LIMIT", "–", "the pod's CPU count (Istio's chart fills it from limits.cpu, else the node's cores): the base of `N%`"},
 	{"ZTUNNEL_RESOURCE_CPU_LIMIT", "–", "the chart's resources.limits.cpu (`2`, `1.5`, `500m`, rounded up): the base of `N%`, and GOMAXPROCS when ZTUNNEL_WORKER_THREADS is unset, as Rust's worker threads"},
 	{"ZTUNNEL_RESOURCE_CPU_REQUEST", "–", "the chart's resources.requests.cpu: that GOMAXPROCS is at least it"},
+	{"AUTOMEMLIMIT", "0.9", "GOMEMLIMIT becomes this share of the pod's memory limit (cgroup memory.max; the chart sets none by default, and then nothing changes), so the collector works harder before the OOM killer would; `off`, or GOMEMLIMIT set, keeps Go's own limit"},
+	{"GOMEMLIMIT", "–", "Go's soft memory limit; when set it wins over AUTOMEMLIMIT. GOGC is Go's too (100)"},
 	{"UNSTABLE_ENABLE_SOCKS5", "false (true in standalone)", "SOCKS5 listener on 127.0.0.1:15080"},
 	{"ISTIO_META_DNS_CAPTURE", "true", "DNS proxy on 15053 (istio-cni sends every pod's DNS there): unset or `true` is on, any other value off"},
 	{"ISTIO_META_DNS_PROXY_ADDR", "localhost:15053", "where the DNS proxy listens, UDP and TCP: `localhost:PORT` (127.0.0.1, and [::1] where it exists) or `IP:PORT`"},
