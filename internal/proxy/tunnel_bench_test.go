@@ -5,6 +5,9 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +40,7 @@ func pingPong(b *testing.B, c net.Conn) {
 	defer c.Close()
 	msg := make([]byte, 64)
 	b.ReportAllocs()
+	before := rwSyscalls()
 	for b.Loop() {
 		if _, err := c.Write(msg); err != nil {
 			b.Fatal(err)
@@ -45,6 +49,28 @@ func pingPong(b *testing.B, c net.Conn) {
 			b.Fatal(err)
 		}
 	}
+	if n := rwSyscalls() - before; before >= 0 {
+		b.ReportMetric(float64(n)/float64(b.N), "rw-syscalls/op")
+	}
+}
+
+// rwSyscalls is the process's count of read(2)- and write(2)-family calls so far
+// (/proc/self/io syscr + syscw), -1 where the kernel does not keep it. Both proxies,
+// the app and the benchmark's client are in this process, for the hbone runs and the
+// pipe's alike, so their counts compare.
+func rwSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	var total int64
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok && (k == "syscr" || k == "syscw") {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			total += n
+		}
+	}
+	return total
 }
 
 // upload writes b.N chunks of 64 KiB, half-closes and waits for the sink's count.
@@ -53,6 +79,7 @@ func upload(b *testing.B, c net.Conn) {
 	buf := make([]byte, 64<<10)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
+	before := rwSyscalls()
 	for b.Loop() {
 		if _, err := c.Write(buf); err != nil {
 			b.Fatal(err)
@@ -60,6 +87,9 @@ func upload(b *testing.B, c net.Conn) {
 	}
 	c.(interface{ CloseWrite() error }).CloseWrite()
 	io.Copy(io.Discard, c)
+	if n := rwSyscalls() - before; before >= 0 {
+		b.ReportMetric(float64(n)/(float64(b.N)*float64(len(buf))/(1<<20)), "rw-syscalls/MiB")
+	}
 }
 
 // mtlsPipe is a client's TLS connection to a loopback server that runs serve on its
