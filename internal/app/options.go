@@ -21,7 +21,8 @@ func proxyOptions(c *config.Config) proxy.Options {
 	return proxy.Options{
 		Network: c.Network,
 		HBONE:   hboneSettings(c.HTTP2),
-		Pool:    pool.Options{MaxStreams: int(c.PoolMaxStreamsPerConn), IdleTimeout: c.PoolUnusedReleaseTimeout},
+		Pool: pool.Options{MaxStreams: int(c.PoolMaxStreamsPerConn), IdleTimeout: c.PoolUnusedReleaseTimeout,
+			Spread: poolSpread(c.WorkerThreads)},
 		Timeouts: proxy.Timeouts{Handshake: c.Limits.HandshakeTimeout, Idle: c.Limits.IdleTimeout,
 			HalfClosed: c.Limits.HalfClosedTimeout},
 		MaxConnections: c.Limits.MaxConnections,
@@ -65,3 +66,9 @@ func nodeListen(c *config.Config) proxy.Listen {
 	}
 	return l
 }
+
+// poolSpread is how many HBONE connections a destination gets before its streams
+// share one: one per worker thread, so that concurrent bulk streams use every CPU for
+// their TLS (pool.Options.Spread), and at most 4, so that a busy pair of nodes holds
+// few connections.
+func poolSpread(workers int) int { return min(max(workers, 1), 4) }

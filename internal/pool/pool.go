@@ -44,7 +44,15 @@ type DialFunc func(ctx context.Context) (*hbone.Conn, error)
 
 // Options; zero values take Rust ztunnel's defaults.
 type Options struct {
-	MaxStreams  int           // per connection (100); the peer's SETTINGS may lower it
+	MaxStreams int // per connection (100); the peer's SETTINGS may lower it
+	// Spread: up to this many connections per key are opened before streams share one
+	// beyond SpreadAt streams (default 1: Rust's pool, one connection filled to
+	// MaxStreams). Ours: each HBONE connection has one read loop and one write lock, so
+	// several bulk streams on one use one CPU for their crypto on each side; with
+	// Spread at the worker count they use them all. It costs a handshake per extra
+	// connection, only for keys with more than SpreadAt streams at once.
+	Spread      int
+	SpreadAt    int           // streams on a connection before another is opened (default 4)
 	IdleTimeout time.Duration // unused connections are closed after this (5 min)
 	DialTimeout time.Duration // one connection attempt (10 s)
 	Logger      *slog.Logger
@@ -76,6 +84,12 @@ type dialCall struct {
 func (o Options) WithDefaults() Options {
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = 100
+	}
+	if o.Spread <= 0 {
+		o.Spread = 1
+	}
+	if o.SpreadAt <= 0 {
+		o.SpreadAt = 4
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
@@ -121,13 +135,19 @@ func (p *Pool) reserve(ctx context.Context, k Key, dial DialFunc) (*hbone.Conn, 
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		for _, c := range p.conns[k] {
-			if c.TryReserve(p.opts.MaxStreams) {
-				p.mu.Unlock()
-				return c, nil
-			}
+		conns := p.conns[k]
+		spread := len(conns) < p.opts.Spread
+		if c := tryReserve(conns, p.opts.MaxStreams, spread, p.opts.SpreadAt); c != nil {
+			p.mu.Unlock()
+			return c, nil
 		}
 		if call := p.dialing[k]; call != nil {
+			if spread { // the next connection is on its way: meanwhile, share these
+				if c := tryReserve(conns, p.opts.MaxStreams, false, 0); c != nil {
+					p.mu.Unlock()
+					return c, nil
+				}
+			}
 			p.mu.Unlock()
 			select {
 			case <-call.done:
@@ -140,18 +160,43 @@ func (p *Pool) reserve(ctx context.Context, k Key, dial DialFunc) (*hbone.Conn, 
 			p.mu.Lock()
 			continue
 		}
-		call := &dialCall{done: make(chan struct{})}
-		p.dialing[k] = call
-		p.mu.Unlock()
-		call.err = p.dialOne(ctx, k, dial)
-		p.mu.Lock()
-		delete(p.dialing, k)
-		close(call.done)
-		if call.err != nil {
+		if err := p.dialLocked(ctx, k, dial); err != nil {
+			// A connection that only spread the load failed: the ones there still serve.
+			c := tryReserve(p.conns[k], p.opts.MaxStreams, false, 0)
 			p.mu.Unlock()
-			return nil, call.err
+			if c != nil {
+				return c, nil
+			}
+			return nil, err
 		}
 	}
+}
+
+// dialLocked dials a connection for k as the one handshake others wait for. p.mu is
+// held on entry and on return, not while dialing.
+func (p *Pool) dialLocked(ctx context.Context, k Key, dial DialFunc) error {
+	call := &dialCall{done: make(chan struct{})}
+	p.dialing[k] = call
+	p.mu.Unlock()
+	call.err = p.dialOne(ctx, k, dial)
+	p.mu.Lock()
+	delete(p.dialing, k)
+	close(call.done)
+	return call.err
+}
+
+// tryReserve takes a stream slot on the first connection with room: up to limit
+// streams, or only up to spreadAt while the key may still open another connection.
+func tryReserve(conns []*hbone.Conn, limit int, spread bool, spreadAt int) *hbone.Conn {
+	if spread {
+		limit = min(limit, spreadAt)
+	}
+	for _, c := range conns {
+		if c.TryReserve(limit) {
+			return c
+		}
+	}
+	return nil
 }
 
 // dialOne dials and adds the connection. The dial is not cut short by the first

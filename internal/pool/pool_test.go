@@ -295,3 +295,41 @@ func TestDeadOrLeavingConnectionsAreNotReused(t *testing.T) {
 		})
 	}
 }
+
+// With Spread, a key's streams fill SpreadAt per connection until Spread connections
+// are open, then share them up to MaxStreams; a failing extra dial leaves the streams
+// on the connections there. Without it, one connection takes them all, as Rust's pool.
+func TestSpreadOpensConnectionsForConcurrentStreams(t *testing.T) {
+	ztest.NoLeaks(t)
+	srv := newServer(t)
+	defer close(srv.release)
+	k := pool.NewKey(sleepID, []identity.Identity{httpbinID}, srv.addr, netip.MustParseAddr("127.0.0.1"))
+	for _, tt := range []struct {
+		spread, streams, wantConns int
+	}{{1, 12, 1}, {2, 4, 1}, {2, 5, 2}, {2, 12, 2}, {3, 12, 3}} {
+		var dials atomic.Int32
+		p := pool.New(pool.Options{Spread: tt.spread, SpreadAt: 4})
+		runPool(t, p)
+		for range tt.streams {
+			if err := connect(t, p, k, dialer(&dials, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := p.Conns(k); n != tt.wantConns || int(dials.Load()) != n {
+			t.Errorf("spread %d, %d streams: %d connections (%d dials), want %d", tt.spread, tt.streams, n, dials.Load(), tt.wantConns)
+		}
+	}
+	var dials atomic.Int32
+	p := pool.New(pool.Options{Spread: 2, SpreadAt: 1})
+	runPool(t, p)
+	if err := connect(t, p, k, dialer(&dials, k)); err != nil {
+		t.Fatal(err)
+	}
+	failing := func(context.Context) (*hbone.Conn, error) { return nil, errors.New("no route") }
+	if err := connect(t, p, k, failing); err != nil {
+		t.Errorf("a failed extra connection failed the stream: %v", err)
+	}
+	if p.Conns(k) != 1 {
+		t.Errorf("%d connections after the extra dial failed, want 1", p.Conns(k))
+	}
+}
