@@ -85,4 +85,3 @@ func proxy(stderr io.Writer) int {
 	}
 	return 0
 }
-

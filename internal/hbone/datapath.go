@@ -40,7 +40,7 @@ func fastData(fh http2.FrameHeader) bool {
 		!fh.Flags.Has(http2.FlagDataPadded)
 }
 
-// readData reads one DATA frame's payload into its stream's receive buffer. handled
+// readData reads one DATA frame's payload into its stream's receive queue. handled
 // is false when the frame needs judging beyond flow control (the stream is not open
 // for receiving, has a content-length to count, or is a response not yet answered):
 // the caller reads it through the framer, and onData decides.
@@ -48,44 +48,24 @@ func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
 	n := int(fh.Length)
 	c.emptyData = 0
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	s := c.streams[fh.StreamID]
 	if s == nil || s.recvEOF || s.contentLen >= 0 || (c.client && s.status == 0) {
-		c.mu.Unlock()
 		return false, nil
 	}
 	if err := c.takeRecvWindowLocked(fh.Length); err != nil {
-		c.mu.Unlock()
 		return true, err
 	}
 	if err := s.takeWindowLocked(fh.Length); err != nil {
-		c.mu.Unlock()
 		return true, err
 	}
-	base := s.reserveRecvLocked(n)
-	dst := s.rbuf[base : base+n]
-	c.mu.Unlock()
-
-	// Only the read loop appends to rbuf, so dst stays ours while the lock is released;
-	// a reader may meanwhile consume or swap out what lies before it.
-	if _, err := io.ReadFull(c.nc, dst); err != nil {
+	if err := c.readPayloadLocked(s, n); err != nil || s.removed {
 		return true, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case s.removed: // reset while we read: its window goes back to the connection
-		c.discardLocked(n)
-		return true, nil
-	case len(s.rbuf) == base && cap(s.rbuf) >= base+n && &s.rbuf[:base+n][base] == &dst[0]:
-		s.rbuf = s.rbuf[:base+n]
-	default: // the reader swapped or rewound the buffer meanwhile
-		base = len(s.rbuf)
-		s.rbuf = append(s.rbuf, dst...)
 	}
 	if fh.Flags.Has(http2.FlagDataEndStream) {
 		s.recvEOF = true
 	}
-	if !s.deliverLocked(base) || s.recvEOF {
+	if !s.deliverLocked(n) || s.recvEOF {
 		// Wake the reader only when it has something to do: a frame the read loop
 		// wrote to the app itself would only wake it to find nothing and sleep again,
 		// a futex wake-up per message on each side.
@@ -94,17 +74,30 @@ func (c *Conn) readData(fh http2.FrameHeader) (handled bool, err error) {
 	return true, nil
 }
 
-// reserveRecvLocked makes room for n more bytes after rbuf's end and returns where
-// they go. Unread bytes move to the front of a new buffer only when the old one is full.
-func (s *Stream) reserveRecvLocked(n int) int {
-	if cap(s.rbuf)-len(s.rbuf) >= n {
-		return len(s.rbuf)
+// readPayloadLocked reads n payload bytes from the connection into s's queue, a block
+// at most at a time, with c.mu released while reading: only the read loop fills the
+// queue, and nothing recycles the block being filled. Bytes of a stream reset
+// meanwhile are read and their window given back to the connection.
+func (c *Conn) readPayloadLocked(s *Stream, n int) error {
+	for n > 0 {
+		k := min(n, recvBlock)
+		dst := s.recv.fill(k)
+		c.mu.Unlock()
+		_, err := io.ReadFull(c.nc, dst)
+		c.mu.Lock()
+		switch {
+		case err != nil:
+			s.recv.commit(0)
+			return err
+		case s.removed:
+			s.recv.commit(0)
+			c.discardLocked(k)
+		default:
+			s.recv.commit(k)
+		}
+		n -= k
 	}
-	unread := s.rbuf[s.roff:]
-	nb := make([]byte, len(unread), max(2*cap(s.rbuf), len(unread)+n))
-	copy(nb, unread)
-	s.rbuf, s.roff = nb, 0
-	return len(nb)
+	return nil
 }
 
 // ReadFrom sends what r yields as DATA frames until r's EOF (nil) or an error. The

@@ -11,41 +11,42 @@ type TryWriter interface {
 	TryWrite(p []byte) (int, error)
 }
 
-// deliverLocked writes the bytes of the frame just appended at rbuf[base:] straight
-// to the stream's idle writer, when it has one. It releases c.mu while writing; while
-// it does, direct is set, and WriteTo and removal leave those bytes alone.
+// deliverLocked writes the n bytes of the frame just committed straight to the
+// stream's idle writer, when it has one and they are all it has to write. It releases
+// c.mu while writing; while it does, direct is set, and WriteTo and removal leave those
+// bytes alone.
 //
 // Only frames smaller than a full TLS record's worth go direct: a full one means bulk
 // is flowing, and then the read loop decrypting the next frame while WriteTo writes
 // the last ones (and several at once) beats doing both in turn on one goroutine.
 // It reports whether every received byte has been written (nothing left for WriteTo).
-func (s *Stream) deliverLocked(base int) bool {
+func (s *Stream) deliverLocked(n int) bool {
 	c := s.c
-	if s.sink == nil || s.direct || s.writing || s.removed || s.roff != base || len(s.rbuf)-base >= maxRecordPayload {
+	if s.sink == nil || s.direct || s.writing || s.removed || s.recv.size != n || n >= maxRecordPayload {
 		return false // bulk, or the writer has older bytes to write first, or is writing them
 	}
+	data, ok := s.recv.last(n)
+	if !ok {
+		return false
+	}
 	s.direct = true
-	data := s.rbuf[base:]
 	c.mu.Unlock()
-	n, err := s.sink.TryWrite(data)
+	wrote, err := s.sink.TryWrite(data)
 	c.mu.Lock()
 	s.direct = false
 	if s.awaitDirect {
 		s.awaitDirect = false
 		s.cond.Broadcast()
 	}
-	if err != nil || n == 0 {
+	if err != nil || wrote == 0 {
 		return false // WriteTo writes them, or meets the error itself
 	}
-	s.roff += n
-	s.delivered += int64(n)
-	if s.roff == len(s.rbuf) {
-		s.rbuf, s.roff = s.rbuf[:0], 0
-	}
+	s.recv.consume(wrote)
+	s.delivered += int64(wrote)
 	if s.removed {
-		return s.roff == len(s.rbuf) // its unread bytes were credited when it was removed
+		return s.recv.size == 0 // its unread bytes were credited when it was removed
 	}
-	streamInc, connInc := s.creditLocked(uint32(n))
+	streamInc, connInc := s.creditLocked(uint32(wrote))
 	if streamInc > 0 {
 		c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), id: s.id, inc: streamInc})
 	}
@@ -53,5 +54,5 @@ func (s *Stream) deliverLocked(base int) bool {
 		c.pushControl(control{kind: uint8(http2.FrameWindowUpdate), inc: connInc})
 	}
 	s.maybeRemoveLocked()
-	return s.roff == len(s.rbuf)
+	return s.recv.size == 0
 }

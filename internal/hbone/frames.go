@@ -68,7 +68,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.discardLocked(len(data))
 		return c.streamErrorLocked(f.StreamID, http2.ErrCodeProtocol, reason)
 	}
-	s.rbuf = append(s.rbuf, data...)
+	s.recv.append(data)
 	if f.StreamEnded() {
 		s.recvEOF = true
 	}

@@ -20,12 +20,11 @@ type Stream struct {
 	req *Request // server side: what the client asked for
 
 	cond     *sync.Cond // on c.mu: data, window, status, reset
-	rbuf     []byte     // received, not yet read
-	roff     int
-	inflight uint32    // bytes WriteTo took out of rbuf and has not credited yet
-	writing  bool      // WriteTo is writing what it took
-	sink     TryWriter // WriteTo's destination, when the read loop may write to it
-	direct   bool      // the read loop is writing to sink: rbuf's new bytes are its
+	recv     recvQueue  // received, not yet read
+	inflight uint32     // bytes WriteTo took out of recv and has not credited yet
+	writing  bool       // WriteTo is writing what it took
+	sink     TryWriter  // WriteTo's destination, when the read loop may write to it
+	direct   bool       // the read loop is writing to sink: recv's newest bytes are its
 	// awaitDirect: WriteTo waits for that write's end, and must be woken by it even when
 	// it leaves no bytes (a reset may have come meanwhile).
 	awaitDirect bool
@@ -70,11 +69,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	n := copy(p, s.rbuf[s.roff:])
-	s.roff += n
-	if s.roff == len(s.rbuf) {
-		s.rbuf, s.roff = s.rbuf[:0], 0
-	}
+	n := s.recv.read(p)
 	var streamInc, connInc uint32
 	if !s.removed { // a removed stream's bytes were credited when it was removed
 		streamInc, connInc = s.creditLocked(uint32(n))
@@ -87,13 +82,13 @@ func (s *Stream) Read(p []byte) (int, error) {
 // waitDataLocked waits until the stream has unread bytes (nil), or will have no more:
 // io.EOF after END_STREAM, else the reset or deadline that ended the wait.
 func (s *Stream) waitDataLocked() error {
-	for s.roff == len(s.rbuf) && !s.recvEOF && s.resetErr == nil {
+	for s.recv.size == 0 && !s.recvEOF && s.resetErr == nil {
 		if err := s.waitLocked(s.rdeadline); err != nil {
 			return err
 		}
 	}
 	switch {
-	case s.roff < len(s.rbuf):
+	case s.recv.size > 0:
 		return nil
 	case s.recvEOF:
 		s.maybeRemoveLocked()
@@ -226,7 +221,7 @@ func (s *Stream) Reset(code http2.ErrCode) {
 }
 
 func (s *Stream) maybeRemoveLocked() {
-	if s.sentEnd && s.recvEOF && s.roff == len(s.rbuf) {
+	if s.sentEnd && s.recvEOF && s.recv.size == 0 {
 		s.removeLocked(closedDone)
 	}
 }
@@ -243,7 +238,7 @@ func (s *Stream) removeLocked(cause closeCause) {
 	s.c.closedIDs.mark(s.id, cause)
 	// The bytes stay readable (a stream reset after its data still delivers it); Read
 	// does not credit them a second time.
-	s.c.discardLocked(len(s.rbuf) - s.roff)
+	s.c.discardLocked(s.recv.size)
 	delete(s.c.streams, s.id)
 	s.c.active--
 	s.c.lastUse = time.Now()

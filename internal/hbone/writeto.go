@@ -1,11 +1,15 @@
 package hbone
 
-import "io"
+import (
+	"io"
+	"net"
+)
 
 // WriteTo hands received bytes to w without copying them out of the stream: the
-// buffer the read loop filled is written as it is, while a second one takes the next
-// DATA frames. It saves the proxy's copy loop a memmove per byte and writes everything
-// that arrived in one call. It returns at END_STREAM (nil) or on the first error.
+// queue's blocks are written as they are (several in one writev(2) when w can), while
+// the read loop fills new ones. It saves the proxy's copy loop a memmove per byte and
+// writes everything that arrived in one call. It returns at END_STREAM (nil) or on the
+// first error.
 func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
 	if tw, ok := w.(TryWriter); ok {
 		s.c.mu.Lock()
@@ -18,26 +22,48 @@ func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
 		total += s.delivered
 		s.c.mu.Unlock()
 	}()
-	var spare []byte
+	bw, _ := w.(BuffersWriter)
+	var segs net.Buffers
+	var owned []*[]byte
 	for {
-		chunk, full, err := s.takeReceived(spare)
-		if chunk == nil {
+		var n int
+		segs, owned, n, err = s.takeReceived(segs[:0], owned[:0])
+		if n == 0 {
 			return total, err
 		}
-		n, werr := w.Write(chunk)
-		total += int64(n)
-		s.credit(uint32(len(chunk)))
-		spare = full[:0]
+		var written int64
+		var werr error
+		if bw != nil && len(segs) > 1 {
+			b := segs // WriteBuffers consumes its slice; segs keeps the backing array
+			written, werr = bw.WriteBuffers(&b)
+		} else {
+			for _, seg := range segs {
+				k, err := w.Write(seg)
+				written += int64(k)
+				if werr = err; err != nil {
+					break
+				}
+			}
+		}
+		total += written
+		s.credit(uint32(n))
+		release(owned)
 		if werr != nil {
 			return total, werr
 		}
 	}
 }
 
-// takeReceived waits for data and swaps the receive buffer for spare. It returns the
-// unread bytes and the whole buffer they sit in, or nil and the reason there will be
-// no more (nil at END_STREAM).
-func (s *Stream) takeReceived(spare []byte) (chunk, full []byte, err error) {
+// BuffersWriter writes several buffers at once (writev(2) on a TCP socket). A WriteTo
+// destination that is one gets a backlog of queue blocks in one call.
+type BuffersWriter interface {
+	WriteBuffers(b *net.Buffers) (int64, error)
+}
+
+// takeReceived waits for data and takes all of it out of the queue: the unread bytes
+// as segments, the blocks to give back once they are written, and their count; 0 and
+// the reason there will be no more (nil at END_STREAM).
+func (s *Stream) takeReceived(segs [][]byte, owned []*[]byte) ([][]byte, []*[]byte, int, error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -46,7 +72,7 @@ func (s *Stream) takeReceived(spare []byte) (chunk, full []byte, err error) {
 			if err == io.EOF {
 				err = nil
 			}
-			return nil, nil, err
+			return segs, owned, 0, err
 		}
 		if !s.direct {
 			break
@@ -54,13 +80,12 @@ func (s *Stream) takeReceived(spare []byte) (chunk, full []byte, err error) {
 		s.awaitDirect = true
 		s.cond.Wait() // the read loop is writing the newest bytes itself; then look again
 	}
-	full, chunk = s.rbuf, s.rbuf[s.roff:]
-	s.rbuf, s.roff = spare[:0], 0
+	segs, owned, n := s.recv.takeAll(segs, owned)
 	s.writing = true
 	if !s.removed { // a removed stream's bytes were credited when it was removed
-		s.inflight = uint32(len(chunk))
+		s.inflight = uint32(n)
 	}
-	return chunk, full, nil
+	return segs, owned, n, nil
 }
 
 // credit gives the peer window back for n bytes taken by takeReceived. If the stream

@@ -54,3 +54,11 @@ func (s *tcpSink) TryWrite(p []byte) (int, error) {
 	s.count(int64(s.n))
 	return s.n, nil
 }
+
+// WriteBuffers writes a backlog of the stream's queue blocks with writev(2): net.Buffers
+// does so on a *net.TCPConn, which the counting wrapper alone would hide from it.
+func (s *tcpSink) WriteBuffers(b *net.Buffers) (int64, error) {
+	n, err := b.WriteTo(s.w)
+	s.count(n)
+	return n, err
+}
