@@ -64,6 +64,10 @@ func TestHarness(t *testing.T) {
 	defer http.DefaultClient.CloseIdleConnections()
 	rounds, secs := envInt("ZTUNNEL_BENCH_ROUNDS", 5), envInt("ZTUNNEL_BENCH_SECONDS", 3)
 	h := newHarness(t)
+	if hold := os.Getenv("ZTUNNEL_BENCH_HOLD"); hold != "" {
+		h.hold(t, hold)
+		return
+	}
 	results := map[string]map[string][]float64{} // scenario → metric → one value per round
 	dnsResults := map[string]map[string][]float64{}
 	for r := range rounds {
@@ -111,6 +115,25 @@ func TestHarness(t *testing.T) {
 		}
 		if err := chart(png, med); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// hold keeps the bed up for measuring by hand (strace, perf, loadgen in a pod's netns)
+// until the file it writes, which lists the scenarios, is removed; at most 30 min.
+func (h *harness) hold(t *testing.T, file string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "loadgen %s\nztunnel netns %v\n", h.loadgen, h.ztunnelNS)
+	for _, s := range h.scenarios {
+		fmt.Fprintf(&b, "%s: client netns %s, iperf3 %s, echo %s\n", s.name, s.clientNS, s.iperf, s.echo)
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("holding the bed until %s is removed:\n%s", file, b.String())
+	for end := time.Now().Add(30 * time.Minute); time.Now().Before(end); time.Sleep(time.Second) {
+		if _, err := os.Stat(file); err != nil {
+			return
 		}
 	}
 }

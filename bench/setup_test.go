@@ -118,13 +118,13 @@ func widenPorts(t *testing.T, ns string) {
 }
 
 // build compiles one of the bench's programs as deploy/image builds ztunnel: static,
-// stripped, trimmed. A cgo build maps libc and ld.so too, and on kernels that map whole
+// stripped, trimmed, without grpc's tracing (deploy/image's buildTags). A cgo build maps libc and ld.so too, and on kernels that map whole
 // page-cache folios (6.18 on ext4) RssFile is about the size of every mapped file, so
 // the memory rows would measure a binary nobody ships. GOAMD64 and GOFLAGS (e.g.
 // -pgo=off) pass through from the environment.
 func (h *harness) build(t *testing.T, pkg string) string {
 	out := filepath.Join(h.dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-tags=grpcnotrace", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)

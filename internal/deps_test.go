@@ -107,3 +107,21 @@ func TestImportRules(t *testing.T) {
 		}
 	}
 }
+
+// The image's binary (built with deploy/image's tags) links no package that only
+// tracing or templating would run: html/template's reflection alone keeps every
+// exported method of every type, 4.5 MB of binary that is also resident memory.
+func TestShippedBinaryLinksNoTemplates(t *testing.T) {
+	ztest.NoLeaks(t)
+	cmd := exec.Command("go", "list", "-tags", "grpcnotrace", "-deps", "./cmd/ztunnel")
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "html/template" || p == "text/template" || p == "golang.org/x/net/trace" {
+			t.Errorf("the ztunnel binary links %s (a new import of it, or a build without -tags grpcnotrace)", p)
+		}
+	}
+}

@@ -89,12 +89,18 @@ func git(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
+// buildTags leave out what ztunnel links but never runs. grpcnotrace drops grpc's
+// golang.org/x/net/trace and with it html/template, whose reflection keeps every
+// exported method of every type: the binary goes from 20.0 to 15.5 MB, and on kernels
+// that map whole page-cache folios (6.18 on ext4) each ztunnel's RssFile with it.
+const buildTags = "grpcnotrace"
+
 // buildBinary builds the static binary of the module at dir, stamped with the version
 // and revision.
 func buildBinary(path string, m meta, dir string) error {
 	const pkg = "github.com/ztunnel-go/ztunnel/internal/version"
 	ldflags := fmt.Sprintf("-s -w -buildid= -X %s.Version=%s -X %s.Revision=%s", pkg, m.Version, pkg, m.Revision)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", path, "./cmd/ztunnel")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", buildTags, "-ldflags", ldflags, "-o", path, "./cmd/ztunnel")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
