@@ -21,6 +21,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/dns"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/memtrim"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
@@ -158,6 +159,8 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.startDataPlane(bgCtx, &bg, certs, synced, demand); err != nil {
 		return err
 	}
+	trimmer := memtrim.New(memtrim.Options{})
+	bg.Go(func() { trimmer.Run(bgCtx) })
 	servers, err := a.bind(static, certs)
 	if err != nil {
 		return err
