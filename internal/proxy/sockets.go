@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +38,11 @@ type HostSockets struct {
 	// in in-pod mode); listeners then also get the mark and SO_REUSEPORT.
 	Enter     func(func() error) error
 	ReusePort bool
+	// transparentFirst: a client IP was once reachable only with IP_TRANSPARENT (a pod's
+	// namespace, where no client IP is its own), so Dial tries that first. Learnt, not
+	// assumed: a plain bind first cost every inbound connection of an in-pod ztunnel a
+	// failed socket, bind and a second namespace switch (10 syscalls of 30).
+	transparentFirst atomic.Bool // Dial's own
 }
 
 func (h *HostSockets) keepalive() net.KeepAliveConfig { return h.Keepalive }
@@ -150,11 +156,19 @@ func (h *HostSockets) Dial(ctx context.Context, local netip.Addr, remote netip.A
 	if !local.IsValid() || (h.OrigSrc != nil && !*h.OrigSrc) || local.Is4() != remote.Addr().Is4() {
 		return h.dial(ctx, netip.Addr{}, remote, false)
 	}
+	if h.transparentFirst.Load() {
+		if c, err := h.dial(ctx, local, remote, true); err == nil || !isBindError(err) {
+			return c, err
+		}
+	}
 	c, err := h.dial(ctx, local, remote, false)
 	if err == nil || !isBindError(err) {
 		return c, err
 	}
 	if c, err = h.dial(ctx, local, remote, true); err == nil || !isBindError(err) {
+		if err == nil {
+			h.transparentFirst.Store(true)
+		}
 		return c, err
 	}
 	if h.OrigSrc != nil && *h.OrigSrc {
