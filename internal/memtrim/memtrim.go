@@ -9,7 +9,6 @@ package memtrim
 import (
 	"context"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"time"
 )
@@ -21,14 +20,14 @@ type Options struct {
 	// requests a second allocate well under it; one bulk stream, gigabytes).
 	Quiet uint64
 	// Slack: heap held beyond what the last trim left worth a trim (8 MiB). A trim
-	// costs two collections, about a millisecond per 10 MB of live heap.
+	// costs three collections, each about a millisecond per 10 MB of live heap.
 	Slack uint64
 }
 
 // Trimmer is started by Run; New starts nothing.
 type Trimmer struct {
 	opts Options
-	// trim is what a trim does (runtime.GC, then debug.FreeOSMemory); tests replace it.
+	// trim is what a trim does (three runtime.GC); tests replace it.
 	trim func()
 	// armed: traffic came since the last trim. One trim per burst: heap that a trim
 	// could not give back (live connections, fragmentation) is not worth a collection
@@ -55,11 +54,16 @@ func New(opts Options) *Trimmer {
 	return &Trimmer{opts: opts, trim: trim, armed: true}
 }
 
-// trim runs two collections, so that what sits in a sync.Pool (kept one collection
-// as its victim cache) is freed too, and returns the free pages at once.
+// trim runs three collections: the second frees what sat in a sync.Pool (kept one
+// collection as its victim cache), and the third makes those pages old enough for the
+// runtime's background scavenger, which releases only pages left free for a whole
+// cycle; it then returns them, paced, within about a second. debug.FreeOSMemory would
+// return them at once, but under the heap lock: every allocation meanwhile waits for
+// its madvise(2)s, and a trim during the bench's latency phase doubled its p99.
 func trim() {
-	runtime.GC()
-	debug.FreeOSMemory()
+	for range 3 {
+		runtime.GC()
+	}
 }
 
 // Run looks every Options.Every until ctx ends, and trims when the last interval was
@@ -79,7 +83,7 @@ func (t *Trimmer) Run(ctx context.Context) {
 		if t.step(prev, cur) {
 			t.trim()
 			cur = read()
-			t.floor = cur.held
+			t.floor = cur.held - cur.free // the scavenger is returning the free pages
 		}
 		prev = cur
 	}
@@ -89,6 +93,7 @@ func (t *Trimmer) Run(ctx context.Context) {
 type sample struct {
 	allocated uint64 // bytes allocated since start
 	held      uint64 // heap objects (live or not yet swept), free and unused span bytes: resident heap
+	free      uint64 // of held, free pages not yet returned
 }
 
 var names = []string{"/gc/heap/allocs:bytes", "/memory/classes/heap/objects:bytes",
@@ -106,7 +111,7 @@ func read() sample {
 		}
 		return s[i].Value.Uint64()
 	}
-	return sample{allocated: v(0), held: v(1) + v(2) + v(3)}
+	return sample{allocated: v(0), held: v(1) + v(2) + v(3), free: v(2)}
 }
 
 // step decides, from the last interval's samples, whether to trim now.

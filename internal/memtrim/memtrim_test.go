@@ -55,8 +55,8 @@ func TestTrimsOnceWhenABurstEnds(t *testing.T) {
 	}
 }
 
-// A burst's garbage and pooled buffers go back to the system within one look of the
-// proxy going quiet, and Run returns when its context ends.
+// A burst's garbage and pooled buffers go back to the system (free pages released by
+// the runtime's scavenger) soon after the proxy goes quiet.
 func TestRunGivesBackABurstsHeap(t *testing.T) {
 	var pool sync.Pool
 	burst := func() { // 64 MiB of 64 KiB buffers, through a pool, as the receive queue uses
