@@ -15,8 +15,8 @@ import (
 
 // Options; zero values take the defaults.
 type Options struct {
-	Every time.Duration // how often to look (5 s)
-	// Quiet: allocating less than this between two looks is quiet (4 MiB: 1,000 small
+	Every time.Duration // how often to look (2 s)
+	// Quiet: allocating less than this between two looks is quiet (2 MiB: 1,000 small
 	// requests a second allocate well under it; one bulk stream, gigabytes).
 	Quiet uint64
 	// Slack: heap held beyond what the last trim left worth a trim (8 MiB). A trim
@@ -43,10 +43,10 @@ type Trimmer struct {
 // New returns a trimmer with opts' zero values defaulted.
 func New(opts Options) *Trimmer {
 	if opts.Every <= 0 {
-		opts.Every = 5 * time.Second
+		opts.Every = 2 * time.Second
 	}
 	if opts.Quiet == 0 {
-		opts.Quiet = 4 << 20
+		opts.Quiet = 2 << 20
 	}
 	if opts.Slack == 0 {
 		opts.Slack = 8 << 20
