@@ -159,7 +159,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.startDataPlane(bgCtx, &bg, certs, synced, demand); err != nil {
 		return err
 	}
-	trimmer := memtrim.New(memtrim.Options{})
+	trimmer := memtrim.New(memtrim.Options{Logger: logging.Scoped(a.log, "memtrim")})
 	bg.Go(func() { trimmer.Run(bgCtx) })
 	servers, err := a.bind(static, certs)
 	if err != nil {

@@ -8,6 +8,7 @@ package memtrim
 
 import (
 	"context"
+	"log/slog"
 	"runtime"
 	"runtime/metrics"
 	"time"
@@ -17,8 +18,14 @@ import (
 type Options struct {
 	Every time.Duration // how often to look (2 s)
 	// Quiet: allocating less than this between two looks is quiet (2 MiB: 1,000 small
-	// requests a second allocate well under it; one bulk stream, gigabytes).
+	// requests a second allocate well under it).
 	Quiet uint64
+	// QuietCPU: and using less CPU than this share of one core (0.3: 1,000 small
+	// requests a second take about 0.15 here). Allocation alone would not do: the bulk
+	// path allocates almost nothing (pooled blocks), so a proxy busy carrying
+	// gigabytes looked quiet and was trimmed mid-transfer.
+	QuietCPU float64
+	Logger   *slog.Logger // a debug line per trim; nil: none
 	// Slack: heap held beyond what the last trim left worth a trim (8 MiB). A trim
 	// costs three collections, each about a millisecond per 10 MB of live heap.
 	Slack uint64
@@ -51,6 +58,12 @@ func New(opts Options) *Trimmer {
 	if opts.Slack == 0 {
 		opts.Slack = 8 << 20
 	}
+	if opts.QuietCPU <= 0 {
+		opts.QuietCPU = 0.3
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	return &Trimmer{opts: opts, trim: trim, armed: true}
 }
 
@@ -81,9 +94,11 @@ func (t *Trimmer) Run(ctx context.Context) {
 		}
 		cur := read()
 		if t.step(prev, cur) {
+			held := cur.held
 			t.trim()
 			cur = read()
 			t.floor = cur.held - cur.free // the scavenger is returning the free pages
+			t.opts.Logger.Debug("trimmed the heap after a burst", "held_mib", held>>20, "kept_mib", t.floor>>20)
 		}
 		prev = cur
 	}
@@ -91,9 +106,10 @@ func (t *Trimmer) Run(ctx context.Context) {
 
 // sample is what the decision reads from runtime/metrics.
 type sample struct {
-	allocated uint64 // bytes allocated since start
-	held      uint64 // heap objects (live or not yet swept), free and unused span bytes: resident heap
-	free      uint64 // of held, free pages not yet returned
+	allocated uint64        // bytes allocated since start
+	cpu       time.Duration // CPU time the process has used (user and system)
+	held      uint64        // heap objects (live or not yet swept), free and unused span bytes: resident heap
+	free      uint64        // of held, free pages not yet returned
 }
 
 var names = []string{"/gc/heap/allocs:bytes", "/memory/classes/heap/objects:bytes",
@@ -111,12 +127,13 @@ func read() sample {
 		}
 		return s[i].Value.Uint64()
 	}
-	return sample{allocated: v(0), held: v(1) + v(2) + v(3), free: v(2)}
+	return sample{allocated: v(0), cpu: processCPU(), held: v(1) + v(2) + v(3), free: v(2)}
 }
 
 // step decides, from the last interval's samples, whether to trim now.
 func (t *Trimmer) step(prev, cur sample) bool {
-	if cur.allocated-prev.allocated >= t.opts.Quiet {
+	busyCPU := time.Duration(t.opts.QuietCPU * float64(t.opts.Every))
+	if cur.allocated-prev.allocated >= t.opts.Quiet || cur.cpu-prev.cpu >= busyCPU {
 		t.armed = true
 		return false
 	}

@@ -19,31 +19,39 @@ const mib = 1 << 20
 // what the last trim left.
 func TestTrimsOnceWhenABurstEnds(t *testing.T) {
 	tr := New(Options{})
+	const ms = time.Millisecond
 	steps := []struct {
 		name  string
-		alloc uint64 // allocated during the interval
+		alloc uint64        // allocated during the interval
+		cpu   time.Duration // CPU used during the interval (of 2 s)
 		held  uint64
 		after uint64 // held after a trim
 		want  bool
 	}{
-		{"start-up's heap, quiet", 1 * mib, 40 * mib, 10 * mib, true},
-		{"quiet again: already trimmed", 0, 11 * mib, 0, false},
-		{"a burst", 500 * mib, 200 * mib, 0, false},
-		{"still busy", 100 * mib, 300 * mib, 0, false},
-		{"quiet after it", 1 * mib, 300 * mib, 30 * mib, true},
-		{"quiet, 1,000 idle connections stay", 1 * mib, 30 * mib, 0, false},
-		{"1,000 small requests a second", mib + mib/2, 31 * mib, 0, false},
-		{"a burst that left little", 50 * mib, 35 * mib, 0, false},
-		{"quiet, under the slack", 0, 37 * mib, 0, false},
-		{"more connections: a trim that gives little", 80 * mib, 60 * mib, 0, false},
-		{"quiet", 0, 60 * mib, 58 * mib, true},
-		{"quiet: no second try", 0, 58 * mib, 0, false},
+		{"start-up's heap, quiet", 1 * mib, 50 * ms, 40 * mib, 10 * mib, true},
+		{"quiet again: already trimmed", 0, 0, 11 * mib, 0, false},
+		{"a burst", 500 * mib, 1900 * ms, 200 * mib, 0, false},
+		{"still busy", 100 * mib, 1500 * ms, 300 * mib, 0, false},
+		{"quiet after it", 1 * mib, 100 * ms, 300 * mib, 30 * mib, true},
+		{"quiet, 1,000 idle connections stay", 1 * mib, 10 * ms, 30 * mib, 0, false},
+		{"1,000 small requests a second", mib + mib/2, 300 * ms, 31 * mib, 0, false},
+		{"a burst that left little", 50 * mib, 900 * ms, 35 * mib, 0, false},
+		{"quiet, under the slack", 0, 0, 37 * mib, 0, false},
+		{"more connections: a trim that gives little", 80 * mib, 700 * ms, 60 * mib, 0, false},
+		{"quiet", 0, 0, 60 * mib, 58 * mib, true},
+		{"quiet: no second try", 0, 0, 58 * mib, 0, false},
+		{"a connection storm starts a transfer", 50 * mib, 1200 * ms, 80 * mib, 0, false},
+		{"bulk through pooled blocks: little allocated, CPU busy", mib, 1500 * ms, 120 * mib, 0, false},
+		{"still bulk", mib, 1800 * ms, 120 * mib, 0, false},
+		{"the transfer over", 0, 100 * ms, 120 * mib, 40 * mib, true},
 	}
 	var allocated uint64
+	var cpu time.Duration
 	prev := sample{}
 	for _, s := range steps {
 		allocated += s.alloc
-		cur := sample{allocated: allocated, held: s.held}
+		cpu += s.cpu
+		cur := sample{allocated: allocated, cpu: cpu, held: s.held}
 		got := tr.step(prev, cur)
 		if got != s.want {
 			t.Errorf("%s: trim %v, want %v", s.name, got, s.want)
