@@ -111,9 +111,15 @@ func roundTrips(addr string, n, size int) (map[string]float64, error) {
 			lat = append(lat, time.Since(start))
 		}
 	}
+	p50, p99 := percentiles(lat)
+	return map[string]float64{"p50_us": p50, "p99_us": p99}, nil
+}
+
+// percentiles sorts lat and returns its median and 99th percentile in µs.
+func percentiles(lat []time.Duration) (p50, p99 float64) {
 	slices.Sort(lat)
 	us := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
-	return map[string]float64{"p50_us": us(0.5), "p99_us": us(0.99)}, nil
+	return us(0.5), us(0.99)
 }
 
 // connsPerSecond opens, uses (one byte each way) and closes connections from c workers.
@@ -273,8 +279,7 @@ func connRate(addr string, rate int, d time.Duration) (map[string]float64, error
 	if len(lat) == 0 {
 		return nil, fmt.Errorf("no connection of %d got its byte back", total)
 	}
-	slices.Sort(lat)
-	us := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	p50, p99 := percentiles(lat)
 	return map[string]float64{"per_second": float64(len(lat)) / elapsed.Seconds(), "failed": float64(failed.Load()),
-		"p50_us": us(0.5), "p99_us": us(0.99)}, nil
+		"p50_us": p50, "p99_us": p99}, nil
 }

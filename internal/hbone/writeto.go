@@ -33,17 +33,11 @@ func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
 		}
 		var written int64
 		var werr error
-		if bw != nil && len(segs) > 1 {
-			b := segs // WriteBuffers consumes its slice; segs keeps the backing array
+		b := segs // both consume their slice; segs keeps the backing array
+		if bw != nil {
 			written, werr = bw.WriteBuffers(&b)
 		} else {
-			for _, seg := range segs {
-				k, err := w.Write(seg)
-				written += int64(k)
-				if werr = err; err != nil {
-					break
-				}
-			}
+			written, werr = b.WriteTo(w) // a Write per segment
 		}
 		total += written
 		s.credit(uint32(n))
