@@ -18,11 +18,13 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/conns"
+	"github.com/ztunnel-go/ztunnel/internal/crl"
 	"github.com/ztunnel-go/ztunnel/internal/dns"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/memtrim"
 	"github.com/ztunnel-go/ztunnel/internal/metrics"
+	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/rbac"
 	"github.com/ztunnel-go/ztunnel/internal/readiness"
@@ -45,6 +47,9 @@ type App struct {
 	traffic  *metrics.Traffic // Istio's TCP metrics, shared by every proxy
 	conns    *conns.Registry  // live connections and pods, for the dump
 	connCap  *proxy.ConnLimit // MAX_CONNECTIONS, shared by every pod's proxy
+	// The mesh TLS policy and CRLs of every proxy: set by Run before any proxy starts.
+	tls *mtls.Policy
+	crl *crl.Manager // nil without CRL_PATH
 
 	// The DNS proxy's shared parts: metrics and history from New, the rest set by
 	// loadDNS in Run before any server starts, read-only afterwards.
@@ -128,9 +133,6 @@ func (a *App) Addrs() Bound {
 // most the termination deadline. A start-up failure is returned; a clean stop is nil.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("starting ztunnel", "version", version.Get().Version, "config", jsonString(admin.EffectiveConfig(a.cfg, a.levels)))
-	if a.cfg.CRLPath != "" {
-		a.log.Warn("CRL_PATH is set, but certificate revocation lists are not enforced yet: revoked peers are accepted", "path", a.cfg.CRLPath)
-	}
 	stateTask := a.ready.Register("state manager")
 	static, err := a.loadStatic()
 	if err != nil {
@@ -156,6 +158,7 @@ func (a *App) Run(ctx context.Context) error {
 	if fetcher != nil {
 		certs = a.runCerts(bgCtx, &bg, fetcher)
 	}
+	a.startMeshTLS(bgCtx, &bg, certs)
 	if err := a.startDataPlane(bgCtx, &bg, certs, synced, demand); err != nil {
 		return err
 	}

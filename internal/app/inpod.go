@@ -56,6 +56,7 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 	o := proxyOptions(c)
 	o.State, o.Certs, o.Sockets, o.Authz, o.Demand, o.Drain = a.store, certs, sockets, a.authz, demand, a.drain
 	o.Pod, o.Traffic, o.Conns, o.ConnLimit, o.Logger = &pod, a.traffic, a.conns, a.connCap, logging.Scoped(a.log, "proxy")
+	o.TLS, o.CRL = a.tls, a.crl
 	o.Listen = proxy.Listen{
 		Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
 		Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},

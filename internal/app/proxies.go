@@ -16,6 +16,7 @@ func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, stri
 	o := proxyOptions(a.cfg)
 	o.State, o.Certs, o.Sockets, o.Listen, o.Authz, o.Drain = a.store, certs, hostSockets(a.cfg), a.listen, a.authz, a.drain
 	o.Demand, o.Logger, o.Traffic, o.Conns, o.ConnLimit = demand, logging.Scoped(a.log, "proxy"), a.traffic, a.conns, a.connCap
+	o.TLS, o.CRL = a.tls, a.crl
 	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated { // one workload, named
 		o.Pod = w
 	}

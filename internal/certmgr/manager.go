@@ -5,8 +5,10 @@ package certmgr
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -215,5 +217,26 @@ func (m *Manager) Dump() []Status {
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
+	return out
+}
+
+// CAs are the roots and intermediates of the certificates held, each once: the mesh CAs
+// a CRL may be signed by.
+func (m *Manager) CAs() []*x509.Certificate {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	var out []*x509.Certificate
+	for _, e := range m.entries {
+		if e.cert == nil {
+			continue
+		}
+		for _, c := range append(slices.Clone(e.cert.Intermediates), e.cert.Roots...) {
+			if !seen[string(c.Raw)] {
+				seen[string(c.Raw)] = true
+				out = append(out, c)
+			}
+		}
+	}
 	return out
 }

@@ -30,8 +30,12 @@ type Config struct {
 	// and it does not run in a cluster: it then serves the embedded example config.
 	Standalone bool
 
-	XDSAddress  string // "" disables xDS
-	CAAddress   string
+	XDSAddress string // "" disables xDS
+	CAAddress  string
+	// XDSAltHostname and CAAltHostname, when set, are the names checked on istiod's
+	// certificates instead of the addresses' hosts (ALT_XDS_HOSTNAME, ALT_CA_HOSTNAME).
+	XDSAltHostname string
+	CAAltHostname  string
 	XDSRootCert RootCert
 	CARootCert  RootCert
 	AuthToken   Token
@@ -44,9 +48,13 @@ type Config struct {
 
 	FakeCA    bool
 	SecretTTL time.Duration
-	// CRLPath is Istio's chart's peerCaCrl file (CRL_PATH). Peer certificates are not
-	// yet checked against it: start-up warns so, rather than ignoring it silently.
+	// CRLPath is Istio's chart's peerCaCrl file (CRL_PATH): the mesh CA's revocation
+	// lists, enforced on HBONE peers both ways (internal/crl).
 	CRLPath string
+	// TLS12Enabled also allows TLS 1.2 on HBONE; CompliancePolicy "pqc" allows only the
+	// X25519MLKEM768 key exchange.
+	TLS12Enabled     bool
+	CompliancePolicy string
 
 	ClusterID      string
 	ClusterDomain  string

@@ -35,6 +35,22 @@ func (r RootCert) Load() (*x509.CertPool, error) {
 	if r.System {
 		return x509.SystemCertPool()
 	}
+	certs, err := r.Certs()
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// Certs reads the bundle's certificates, inline or from the file (none for SYSTEM).
+func (r RootCert) Certs() ([]*x509.Certificate, error) {
+	if r.System {
+		return nil, nil
+	}
 	data := []byte(r.PEM)
 	if r.PEM == "" {
 		var err error
@@ -46,12 +62,8 @@ func (r RootCert) Load() (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root certificates: %w", err)
 	}
-	pool := x509.NewCertPool()
-	for _, c := range certs {
-		pool.AddCert(c)
-	}
 	if len(certs) == 0 {
 		return nil, errors.New("no root certificates")
 	}
-	return pool, nil
+	return certs, nil
 }

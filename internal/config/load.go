@@ -29,6 +29,8 @@ type Source struct {
 	FileExists func(string) bool // nil: os.Stat
 	IPv6       func() bool       // nil: probe by binding [::1]
 	NumCPU     int               // 0: runtime.GOMAXPROCS(0), Go's cgroup-aware CPU count
+	// ReadFile reads the mesh config file (MeshConfigFile); nil: os.ReadFile.
+	ReadFile func(string) ([]byte, error)
 }
 
 // FromOS is the Source of a real start-up.
@@ -47,14 +49,24 @@ func Load(src Source) (*Config, error) {
 
 func (r *reader) loadAll() *Config {
 	c := &Config{}
+	r.pc = r.loadProxyConfig()
+	r.loadMetadata(c)
 	r.loadMode(c)
 	r.loadControlPlane(c)
 	r.loadIdentity(c)
 	r.loadNetwork(c)
 	r.loadHTTP2(c)
 	r.loadRuntime(c)
-	r.loadMetadata(c)
+	r.loadTLS(c)
 	c.Addrs = addresses(c.IPv6Enabled && r.src.ipv6())
+	if p := r.pc.ProxyAdminPort; p != nil {
+		for i := range c.Addrs.Admin {
+			c.Addrs.Admin[i] = netip.AddrPortFrom(c.Addrs.Admin[i].Addr(), *p)
+		}
+	}
+	if p := r.pc.StatsPort; p != nil {
+		c.Addrs.Stats = netip.AddrPortFrom(c.Addrs.Stats.Addr(), *p)
+	}
 	c.Addrs.DNS, c.Addrs.DNSOptional = r.dnsAddrs(c.IPv6Enabled)
 	return c
 }
@@ -105,6 +117,7 @@ func (r *reader) loadMode(c *Config) {
 		r.fail("PROXY_WORKLOAD_INFO", "", errors.New("required with PROXY_MODE=dedicated"))
 	}
 	_, xds := r.get("XDS_ADDRESS")
+	xds = xds || r.pc.DiscoveryAddress != nil
 	_, path := r.get("LOCAL_XDS_PATH")
 	_, inline := r.get("LOCAL_XDS")
 	_, token := r.get("AUTH_TOKEN")
@@ -117,8 +130,10 @@ func (r *reader) loadMode(c *Config) {
 	c.InPodPortReuse = r.boolean("INPOD_PORT_REUSE", true)
 }
 
+// inCluster: Rust looks at KUBERNETES_SERVICE_HOST, which the kubelet sets in every
+// pod; the token files also tell a pod whose environment was trimmed.
 func (r *reader) inCluster() bool {
-	return r.src.exists(defaultIstioToken) || r.src.exists(k8sTokenFile)
+	return r.has("KUBERNETES_SERVICE_HOST") || r.src.exists(defaultIstioToken) || r.src.exists(k8sTokenFile)
 }
 
 func (r *reader) workloadInfo(v string) *identity.Workload {
@@ -141,7 +156,15 @@ func (r *reader) loadControlPlane(c *Config) {
 			def = ""
 		}
 	}
+	if a := r.pc.DiscoveryAddress; a != nil {
+		def = *a
+		if def != "" && !strings.Contains(def, "://") {
+			def = "https://" + def
+		}
+	}
 	c.XDSAddress = r.url("XDS_ADDRESS", def)
+	c.XDSAltHostname = r.str("ALT_XDS_HOSTNAME", "")
+	c.CAAltHostname = r.str("ALT_CA_HOSTNAME", "")
 	caDef := c.XDSAddress
 	if caDef == "" && !c.Standalone {
 		caDef = map[bool]string{true: clusterIstiod, false: localIstiod}[r.inCluster()]
@@ -202,7 +225,8 @@ func (r *reader) loadNetwork(c *Config) {
 	}
 	c.UserTimeout = r.boolean("USER_TIMEOUT_ENABLED", false)
 	c.Socks5Enabled = r.boolean("UNSTABLE_ENABLE_SOCKS5", c.Standalone)
-	v, set := r.get("ISTIO_META_DNS_CAPTURE")
+	r.has("ISTIO_META_DNS_CAPTURE") // read through the merged metadata
+	v, set := c.ProxyMetadata["DNS_CAPTURE"]
 	c.DNS = DNS{
 		Enabled:            !set || strings.EqualFold(strings.TrimSpace(v), "true"),
 		ResolvConf:         "/etc/resolv.conf",
@@ -214,7 +238,11 @@ func (r *reader) loadNetwork(c *Config) {
 // and, with IPv6, [::1] wherever it exists (a pod may lack it); anything else must be
 // an IP:port.
 func (r *reader) dnsAddrs(v6 bool) (addrs, optional []netip.AddrPort) {
-	v := r.str("ISTIO_META_DNS_PROXY_ADDR", "localhost:15053")
+	r.has("ISTIO_META_DNS_PROXY_ADDR") // read through the merged metadata
+	v, ok := r.metadata["DNS_PROXY_ADDR"]
+	if !ok {
+		v = "localhost:15053"
+	}
 	if port, ok := strings.CutPrefix(v, "localhost:"); ok {
 		p, err := strconv.ParseUint(port, 10, 16)
 		if err != nil {
@@ -267,29 +295,52 @@ func (r *reader) loadRuntime(c *Config) {
 	c.LogLevel = r.logLevel("RUST_LOG", "info")
 }
 
-// loadWorkers sets GOMAXPROCS as Rust ztunnel sets its worker threads from the chart's
-// CPU variables (config.rs get_cpu_count, default_worker_threads): an explicit
-// ZTUNNEL_WORKER_THREADS wins, N% of the pod's CPU count (ZTUNNEL_RESOURCE_CPU_LIMIT,
-// else ZTUNNEL_CPU_LIMIT, else the CPUs Go sees); without it, the chart's
-// resources.limits.cpu (at least its requests.cpu). With neither, Go's own cgroup-aware
-// GOMAXPROCS stays: all CPUs, where Rust takes a quarter of the node's (at least 2).
+// loadWorkers sets GOMAXPROCS as Rust ztunnel sizes its worker threads (config.rs
+// parse_worker_threads, get_cpu_count, default_worker_threads). ZTUNNEL_WORKER_THREADS
+// wins: N, N% of the CPU count (ZTUNNEL_RESOURCE_CPU_LIMIT, else ZTUNNEL_CPU_LIMIT,
+// else the CPUs Go sees), or 0 for all of them. Else the ProxyConfig's concurrency (0:
+// all). Else, under Istio's chart (which always sets ZTUNNEL_CPU_LIMIT), Rust's default:
+// the chart's limits.cpu raised to its requests.cpu, or without a limit a quarter of the
+// CPUs, at least 2 and at least the request. With none of these set (ztunnel run by
+// hand, outside the chart), Go's own cgroup-aware GOMAXPROCS stays: all the CPUs it
+// may use, where Rust would take a quarter.
 func (r *reader) loadWorkers(c *Config) {
 	limit := r.cpuQuantity("ZTUNNEL_RESOURCE_CPU_LIMIT")
 	request := r.cpuQuantity("ZTUNNEL_RESOURCE_CPU_REQUEST")
+	chart := r.cpuQuantity("ZTUNNEL_CPU_LIMIT")
 	basis := r.src.cpus()
-	if n := r.cpuQuantity("ZTUNNEL_CPU_LIMIT"); n > 0 {
-		basis = n
+	if chart > 0 {
+		basis = chart
 	}
 	if limit > 0 {
 		basis = limit
 	}
-	switch {
+	c.WorkerThreadsSet = true
+	switch n := r.pc.Concurrency; {
 	case r.has("ZTUNNEL_WORKER_THREADS"):
-		c.WorkerThreads, c.WorkerThreadsSet = r.workerThreads("ZTUNNEL_WORKER_THREADS", basis), true
+		c.WorkerThreads = r.workerThreads("ZTUNNEL_WORKER_THREADS", basis)
+	case n != nil && *n > 0:
+		c.WorkerThreads = *n
+	case n != nil:
+		c.WorkerThreads = basis
 	case limit > 0:
-		c.WorkerThreads, c.WorkerThreadsSet = max(limit, request), true
+		c.WorkerThreads = max(limit, request)
+	case chart > 0 || request > 0:
+		c.WorkerThreads = max((basis+3)/4, request, 2)
 	default:
-		c.WorkerThreads = r.src.cpus()
+		c.WorkerThreads, c.WorkerThreadsSet = r.src.cpus(), false
+	}
+}
+
+// loadTLS reads the mesh TLS policy (Rust src/lib.rs reads both as exact strings).
+func (r *reader) loadTLS(c *Config) {
+	c.TLS12Enabled = r.boolean("TLS12_ENABLED", false)
+	switch v, _ := r.get("COMPLIANCE_POLICY"); v {
+	case "":
+	case "pqc":
+		c.CompliancePolicy = v
+	default:
+		r.fail("COMPLIANCE_POLICY", v, errors.New(`want "pqc" or unset`))
 	}
 }
 
@@ -326,8 +377,10 @@ func graceToDeadline(secs uint64) uint64 {
 	return 1
 }
 
+// loadMetadata merges ISTIO_META_* over PROXY_CONFIG's proxyMetadata: the variables win.
 func (r *reader) loadMetadata(c *Config) {
-	c.ProxyMetadata = map[string]string{}
+	c.ProxyMetadata = r.pc.ProxyMetadata
+	r.metadata = c.ProxyMetadata
 	c.ProxyMetadataJSON = map[string]string{}
 	for _, kv := range r.withPrefix("ISTIO_META_") {
 		c.ProxyMetadata[kv.Name] = kv.Value

@@ -111,6 +111,8 @@ type Conn struct {
 	lastUse     time.Time
 	pingSent    time.Time // zero when no PING is outstanding
 	pingTimer   *time.Timer
+	afterClose  []func()      // run once the read loop has ended (AfterClose)
+	ended       bool          // the read loop's teardown has run
 	closed      chan struct{} // closed when the read loop has ended
 }
 
@@ -196,6 +198,23 @@ func (c *Conn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }
 
 // Close ends the connection and every stream on it.
 func (c *Conn) Close() error { return c.nc.Close() }
+
+// CloseWithError ends the connection as Close does, and err becomes Err and every open
+// stream's error, so their owners can tell why (a revoked peer's CERT_REVOKED).
+func (c *Conn) CloseWithError(err error) error { return c.fail(err) }
+
+// AfterClose runs f once the connection has ended (at once if it has), on the goroutine
+// that ended it; f must not block.
+func (c *Conn) AfterClose(f func()) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		f()
+		return
+	}
+	c.afterClose = append(c.afterClose, f)
+	c.mu.Unlock()
+}
 
 // Done is closed when the connection has ended.
 func (c *Conn) Done() <-chan struct{} { return c.closed }

@@ -226,8 +226,13 @@ func (c *Conn) teardown(err error) error {
 		}
 		s.removeLocked(closedByUs)
 	}
+	after := c.afterClose
+	c.afterClose, c.ended = nil, true
 	c.mu.Unlock()
 	c.nc.Close()
 	close(c.closed)
+	for _, f := range after {
+		f()
+	}
 	return err
 }

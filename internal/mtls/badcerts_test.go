@@ -190,7 +190,7 @@ func TestExpiredServerCertificateRefused(t *testing.T) {
 	srv := p.cert(httpbinID, chain, key, time.Now().Add(-time.Minute)) // was valid a minute ago
 	clientChain, clientKey := p.leaf(sleepID, x509.Certificate{})
 	client := p.cert(sleepID, clientChain, clientKey, time.Now())
-	cErr, _, _, _ := handshake(t, srv, mtls.ClientConfig(client, []identity.Identity{httpbinID}))
+	cErr, _, _, _ := handshake(t, srv, mtls.ClientConfig(nil, client, []identity.Identity{httpbinID}))
 	if !matches(cErr, errors.New("verifying")) {
 		t.Errorf("client error %v, want the expired server refused", cErr)
 	}

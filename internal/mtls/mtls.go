@@ -32,7 +32,8 @@ var (
 const HandshakeTimeout = 10 * time.Second
 
 // allowedSuite keeps ztunnel's TLS 1.3 suites. Go does not let a Config restrict TLS 1.3
-// suites, so a handshake that chose another (ChaCha20) is refused after the fact.
+// suites, so a handshake that chose another (ChaCha20) is refused after the fact
+// (Policy.allowed); TLS 1.2 suites are restricted by the Config itself.
 func allowedSuite(s uint16) bool {
 	return s == tls.TLS_AES_128_GCM_SHA256 || s == tls.TLS_AES_256_GCM_SHA384
 }
@@ -40,18 +41,17 @@ func allowedSuite(s uint16) bool {
 // ClientConfig is for one outbound connection: it presents src and accepts a server
 // whose certificate chains to src's roots and names one of expected. No SNI is sent and
 // sessions are never resumed, so every connection verifies the chain afresh.
-func ClientConfig(src *identity.Cert, expected []identity.Identity) *tls.Config {
+func ClientConfig(pol *Policy, src *identity.Cert, expected []identity.Identity) *tls.Config {
 	roots := src.RootPool()
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
+	c := &tls.Config{
 		NextProtos:         []string{"h2"},
 		Certificates:       []tls.Certificate{src.TLS},
 		InsecureSkipVerify: true, // Go checks DNS/IP names only; VerifyConnection checks SPIFFE
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if !allowedSuite(cs.CipherSuite) {
-				return ErrCipherNotAllowed
+			if err := pol.allowed(cs); err != nil {
+				return err
 			}
-			id, err := verifyChain(cs, roots, x509.ExtKeyUsageServerAuth)
+			id, err := verifyChain(pol, cs, roots, x509.ExtKeyUsageServerAuth)
 			if err != nil {
 				return err
 			}
@@ -61,6 +61,8 @@ func ClientConfig(src *identity.Cert, expected []identity.Identity) *tls.Config 
 			return nil
 		},
 	}
+	pol.apply(c)
+	return c
 }
 
 // CertFunc returns the certificate of the workload that owns local, the address the
@@ -70,32 +72,32 @@ type CertFunc func(ctx context.Context, local net.Addr) (*identity.Cert, error)
 // ServerConfig picks, per connection, the certificate of the destination workload (the
 // listener accepts for every local workload, so SNI-less clients are told apart by the
 // address they reached), and requires a client certificate from the same trust domain.
-func ServerConfig(certFor CertFunc) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
+func ServerConfig(pol *Policy, certFor CertFunc) *tls.Config {
+	c := &tls.Config{
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			cert, err := certFor(hello.Context(), hello.Conn.LocalAddr())
 			if err != nil {
 				return nil, err
 			}
-			return serverConfigFor(cert), nil
+			return serverConfigFor(pol, cert), nil
 		},
 	}
+	pol.apply(c)
+	return c
 }
 
-func serverConfigFor(cert *identity.Cert) *tls.Config {
+func serverConfigFor(pol *Policy, cert *identity.Cert) *tls.Config {
 	roots := cert.RootPool()
-	return &tls.Config{
-		MinVersion:             tls.VersionTLS13,
+	c := &tls.Config{
 		NextProtos:             []string{"h2"},
 		Certificates:           []tls.Certificate{cert.TLS},
 		ClientAuth:             tls.RequireAnyClientCert, // verified below, against these roots
 		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if !allowedSuite(cs.CipherSuite) {
-				return ErrCipherNotAllowed
+			if err := pol.allowed(cs); err != nil {
+				return err
 			}
-			id, err := verifyChain(cs, roots, x509.ExtKeyUsageClientAuth)
+			id, err := verifyChain(pol, cs, roots, x509.ExtKeyUsageClientAuth)
 			if err != nil {
 				return err
 			}
@@ -110,11 +112,13 @@ func serverConfigFor(cert *identity.Cert) *tls.Config {
 			return nil
 		},
 	}
+	pol.apply(c)
+	return c
 }
 
-// verifyChain checks the peer's chain against roots at the current time and returns the
-// identity its leaf proves.
-func verifyChain(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage) (identity.Identity, error) {
+// verifyChain checks the peer's chain against roots at the current time, and against
+// the policy's CRL, and returns the identity its leaf proves.
+func verifyChain(pol *Policy, cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage) (identity.Identity, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return identity.Identity{}, ErrNoPeerCert
 	}
@@ -128,8 +132,12 @@ func verifyChain(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKey
 	if leaf.IsCA {
 		return identity.Identity{}, ErrCALeaf
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+	if err != nil {
 		return identity.Identity{}, fmt.Errorf("verifying peer certificate: %w", err)
+	}
+	if err := pol.revoked(chains); err != nil {
+		return identity.Identity{}, err
 	}
 	id, err := identity.FromCert(leaf)
 	if err != nil {

@@ -43,7 +43,7 @@ func handshake(t *testing.T, srvCert *identity.Cert, cfg *tls.Config) (clientErr
 		t.Fatal(err)
 	}
 	defer l.Close()
-	srvCfg := mtls.ServerConfig(func(context.Context, net.Addr) (*identity.Cert, error) { return srvCert, nil })
+	srvCfg := mtls.ServerConfig(nil, func(context.Context, net.Addr) (*identity.Cert, error) { return srvCert, nil })
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		nc, err := l.Accept()
@@ -78,7 +78,7 @@ func TestMutualTLS(t *testing.T) {
 	ztest.NoLeaks(t)
 	c, _ := ca.New("cluster.local", time.Hour, nil)
 	client, server := issue(t, c, sleepID), issue(t, c, httpbinID)
-	cfg := mtls.ClientConfig(client, []identity.Identity{httpbinID})
+	cfg := mtls.ClientConfig(nil, client, []identity.Identity{httpbinID})
 	for i := range 2 { // the second connection must not resume the first
 		cErr, sErr, peer, resumed := handshake(t, server, cfg)
 		if cErr != nil || sErr != nil || peer != sleepID || resumed {
@@ -100,9 +100,9 @@ func TestRefused(t *testing.T) {
 		wantClient error
 		wantServer error
 	}{
-		{"wrong server identity", server, mtls.ClientConfig(client, []identity.Identity{sleepID}), mtls.ErrUnexpectedPeer, nil},
-		{"client from another trust domain", server, mtls.ClientConfig(foreign, []identity.Identity{httpbinID}), nil, mtls.ErrTrustDomain},
-		{"server from an unknown CA", issue(t, other, httpbinID), mtls.ClientConfig(client, []identity.Identity{httpbinID}), errors.New("verifying"), nil},
+		{"wrong server identity", server, mtls.ClientConfig(nil, client, []identity.Identity{sleepID}), mtls.ErrUnexpectedPeer, nil},
+		{"client from another trust domain", server, mtls.ClientConfig(nil, foreign, []identity.Identity{httpbinID}), nil, mtls.ErrTrustDomain},
+		{"server from an unknown CA", issue(t, other, httpbinID), mtls.ClientConfig(nil, client, []identity.Identity{httpbinID}), errors.New("verifying"), nil},
 		{"client from an unknown CA", server, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13,
 			Certificates: []tls.Certificate{issue(t, other, sleepID).TLS}}, nil, errors.New("verifying")},
 		{"client without certificate", server, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}, nil, errors.New("certificate")},

@@ -36,7 +36,7 @@ func (b *bed) rawCONNECT(t *testing.T, fields []hpack.HeaderField, data []byte) 
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	tc := tls.Client(nc, mtls.ClientConfig(cert, []identity.Identity{echoID}))
+	tc := tls.Client(nc, mtls.ClientConfig(nil, cert, []identity.Identity{echoID}))
 	if err := mtls.Handshake(context.Background(), tc, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestGarbageOn15008(t *testing.T) {
 		"ALPN http/1.1": func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} },
 		"no ALPN":       func(c *tls.Config) { c.NextProtos = nil },
 	} {
-		cfg := mtls.ClientConfig(cert, []identity.Identity{echoID})
+		cfg := mtls.ClientConfig(nil, cert, []identity.Identity{echoID})
 		tweak(cfg)
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -234,7 +234,7 @@ func (b *bed) startWaypoint(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := mtls.ServerConfig(func(context.Context, net.Addr) (*identity.Cert, error) { return cert, nil })
+	cfg := mtls.ServerConfig(nil, func(context.Context, net.Addr) (*identity.Cert, error) { return cert, nil })
 	serve(t, netip.AddrPortFrom(waypoint, b.port).String(), func(nc net.Conn) {
 		tc := tls.Server(nc, cfg)
 		if tc.Handshake() != nil {

@@ -226,7 +226,7 @@ func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authorit
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	tc := tls.Client(nc, mtls.ClientConfig(cert, []identity.Identity{echoID}))
+	tc := tls.Client(nc, mtls.ClientConfig(nil, cert, []identity.Identity{echoID}))
 	if err := mtls.Handshake(context.Background(), tc, 0); err != nil {
 		return err
 	}

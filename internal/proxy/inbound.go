@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ztunnel-go/ztunnel/internal/crl"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
@@ -24,9 +26,15 @@ import (
 // reached, then one CONNECT stream per tunnel.
 func (p *Proxy) serveInbound(nc net.Conn, _ *liveConn) {
 	local, peer := addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
-	tc := tls.Server(mtls.NewTransport(nc), mtls.ServerConfig(p.certForLocal))
+	gen := p.deps.CRL.Generation()
+	tc := tls.Server(mtls.NewTransport(nc), mtls.ServerConfig(p.deps.TLS, p.certForLocal))
 	if err := mtls.Handshake(context.Background(), tc, p.deps.Timeouts.Handshake); err != nil {
-		p.handshakeFailed("tls", "inbound TLS handshake failed", peer, local, err)
+		reason := "tls"
+		if errors.Is(err, crl.ErrRevoked) {
+			reason = "cert_revoked"
+			p.deps.CRL.Rejected("destination")
+		}
+		p.handshakeFailed(reason, "inbound TLS handshake failed", peer, local, err)
 		nc.Close()
 		return
 	}
@@ -43,6 +51,11 @@ func (p *Proxy) serveInbound(nc net.Conn, _ *liveConn) {
 		return
 	}
 	nc.SetReadDeadline(time.Time{})
+	if p.deps.CRL != nil {
+		if cert, err := p.certForLocal(context.Background(), nc.LocalAddr()); err == nil {
+			p.trackRevocation(gen, tc.ConnectionState(), cert.RootPool(), x509.ExtKeyUsageClientAuth, hc)
+		}
+	}
 	p.mu.Lock()
 	p.inbound[hc] = struct{}{}
 	p.mu.Unlock()
@@ -130,11 +143,7 @@ func (p *Proxy) serveIn(r *record, lc *liveConn, log *slog.Logger, rc rbac.Conn,
 	p.show(lc, r)
 	mc := p.deps.Traffic.Open(r.labels())
 	sent, recv, err := pipe(client, up, mc, p.deps.Timeouts)
-	flags := "-"
-	if r.denied.Load() {
-		flags = "DENY"
-	}
-	mc.Close(flags)
+	mc.Close(endFlags(r, err, client))
 	p.complete(r, sent, recv, err)
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ztunnel-go/ztunnel/internal/crl"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
@@ -70,7 +72,7 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 	p.show(lc, r)
 	mc := p.deps.Traffic.Open(r.labels())
 	sent, recv, err := pipe(c, up, mc, p.deps.Timeouts)
-	mc.Close("-")
+	mc.Close(endFlags(r, err, up))
 	p.complete(r, sent, recv, err)
 }
 
@@ -88,6 +90,8 @@ func outboundFlag(err error) string {
 	switch {
 	case errors.As(err, &se) && se.Code == 401:
 		return "DENY"
+	case errors.Is(err, crl.ErrRevoked):
+		return "CERT_REVOKED"
 	case errors.Is(err, errTLSHandshake):
 		return "TLS_FAILURE"
 	}
@@ -134,16 +138,24 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 	req := &hbone.Request{Authority: pl.Authority, Forwarded: hbone.ForwardedFor(src, pl.ServiceHost),
 		Baggage: baggage(srcW), Traceparent: hbone.NewTraceparent()}
 	dial := func(ctx context.Context) (*hbone.Conn, error) {
+		gen := p.deps.CRL.Generation()
 		nc, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.Dial)
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(mtls.NewTransport(nc), mtls.ClientConfig(cert, pl.Expected))
+		tc := tls.Client(mtls.NewTransport(nc), mtls.ClientConfig(p.deps.TLS, cert, pl.Expected))
 		if err := mtls.Handshake(ctx, tc, p.deps.Timeouts.Handshake); err != nil {
 			nc.Close()
+			if errors.Is(err, crl.ErrRevoked) {
+				p.deps.CRL.Rejected("source")
+			}
 			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.Dial, err)
 		}
-		return hbone.NewClientConn(tc, p.settingsFor(addrPort(nc.RemoteAddr())))
+		hc, err := hbone.NewClientConn(tc, p.settingsFor(addrPort(nc.RemoteAddr())))
+		if err == nil {
+			p.trackRevocation(gen, tc.ConnectionState(), cert.RootPool(), x509.ExtKeyUsageServerAuth, hc)
+		}
+		return hc, err
 	}
 	st, err := p.pool.Connect(ctx, key, req, dial)
 	if err != nil {

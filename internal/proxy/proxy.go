@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/conns"
+	"github.com/ztunnel-go/ztunnel/internal/crl"
 	"github.com/ztunnel-go/ztunnel/internal/drain"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
@@ -71,6 +72,11 @@ type Options struct {
 	// ztunnel); nil: one of its own, of MaxConnections.
 	ConnLimit *ConnLimit
 	Logger    *slog.Logger
+
+	// TLS is the policy of HBONE's mTLS both ways (nil: TLS 1.3, AES-GCM); CRL judges
+	// peers' chains at the handshake and while connections stay open (nil: no CRL_PATH).
+	TLS *mtls.Policy
+	CRL *crl.Manager
 
 	Network        string         // this node's network (NETWORK): where addresses are looked up
 	HBONE          hbone.Settings // HTTP/2 of HBONE connections, both ways

@@ -117,7 +117,7 @@ func mtlsPipe(b *testing.B, serve func(net.Conn)) net.Conn {
 		if err != nil {
 			return
 		}
-		tc := tls.Server(nc, mtls.ServerConfig(func(context.Context, net.Addr) (*identity.Cert, error) { return cert, nil }))
+		tc := tls.Server(nc, mtls.ServerConfig(nil, func(context.Context, net.Addr) (*identity.Cert, error) { return cert, nil }))
 		serve(tc)
 		tc.Close()
 	}()
@@ -125,7 +125,7 @@ func mtlsPipe(b *testing.B, serve func(net.Conn)) net.Conn {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tc := tls.Client(nc, mtls.ClientConfig(cert, []identity.Identity{id}))
+	tc := tls.Client(nc, mtls.ClientConfig(nil, cert, []identity.Identity{id}))
 	if err := tc.Handshake(); err != nil {
 		b.Fatal(err)
 	}
