@@ -17,6 +17,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/app"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/version"
 )
 
@@ -41,8 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return proxy(stderr)
 	case "version":
 		v := version.Get()
-		fmt.Fprintf(stdout, "version: %s\ngit revision: %s\ngo version: %s\nbuild status: %s\n",
-			v.Version, v.GitRevision, v.GoVersion, v.BuildStatus)
+		fmt.Fprintf(stdout, "version: %s\ngit revision: %s\ngo version: %s\nbuild status: %s\ncrypto: %s\n",
+			v.Version, v.GitRevision, v.GoVersion, v.BuildStatus, mtls.Provider())
 		return 0
 	case "authz":
 		return admin.AuthzCommand(args[1:], stdout, stderr)

@@ -120,7 +120,7 @@ func TestImageWritten(t *testing.T) {
 func TestBinaryStamped(t *testing.T) {
 	ztest.NoLeaks(t)
 	bin := filepath.Join(t.TempDir(), "ztunnel")
-	if err := buildBinary(bin, testMeta, "../.."); err != nil {
+	if err := buildBinary(bin, testMeta, "../..", false); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(bin, "version").CombinedOutput()
@@ -129,5 +129,20 @@ func TestBinaryStamped(t *testing.T) {
 	}
 	if out, _ := exec.Command("file", bin).Output(); len(out) > 0 && !strings.Contains(string(out), "statically linked") {
 		t.Errorf("not static: %s", out)
+	}
+}
+
+// The FIPS flavour's binary runs Go's FIPS 140-3 module without being told to.
+func TestFIPSBinary(t *testing.T) {
+	ztest.NoLeaks(t)
+	bin := filepath.Join(t.TempDir(), "ztunnel")
+	if err := buildBinary(bin, testMeta, "../..", true); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "version")
+	cmd.Env = []string{} // no GODEBUG from the test's environment
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "crypto: go-fips140") {
+		t.Errorf("FIPS build's ztunnel version: %s (%v)", out, err)
 	}
 }

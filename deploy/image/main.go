@@ -6,7 +6,14 @@
 // built with -trimpath and an empty build id, the layer's file has the commit's time,
 // and so does the image's creation date (SOURCE_DATE_EPOCH overrides it).
 //
-//	go run ./deploy/image -out /tmp/ztunnel-image [-version 1.0.0]
+//	go run ./deploy/image -out /tmp/ztunnel-image [-version 1.0.0] [-fips]
+//
+// -fips builds the FIPS flavour, tagged <version>-fips: the binary is built with
+// GOFIPS140=latest, so Go's FIPS 140-3 module is linked and on from the first
+// instruction (GODEBUG fips140=on by default); crypto/tls then negotiates only approved
+// algorithms (P-256/P-384 and ML-KEM hybrids, AES-GCM), and `ztunnel version` says
+// "crypto: go-fips140". Rust's counterpart is its boring (BoringSSL FIPS) build. A plain
+// image runs the same module with GODEBUG=fips140=on in its environment.
 package main
 
 import (
@@ -25,13 +32,14 @@ func main() {
 	out := flag.String("out", "ztunnel-image", "directory for the OCI layout (oci/) and the tarball (ztunnel.tar)")
 	version := flag.String("version", "", "image and binary version (default: 0.0.0-<short revision>)")
 	binary := flag.String("binary", "", "a static ztunnel binary to package instead of building one")
+	fips := flag.Bool("fips", false, "build the FIPS 140-3 flavour (GOFIPS140=latest), tagged <version>-fips")
 	flag.Parse()
-	if err := run(*out, *version, *binary); err != nil {
+	if err := run(*out, *version, *binary, *fips); err != nil {
 		log.Fatalf("image: %v", err)
 	}
 }
 
-func run(out, version, binary string) error {
+func run(out, version, binary string, fips bool) error {
 	m, err := gitMeta()
 	if err != nil {
 		return err
@@ -39,12 +47,15 @@ func run(out, version, binary string) error {
 	if version != "" {
 		m.Version = version
 	}
+	if fips {
+		m.Version += "-fips"
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
 	if binary == "" {
 		binary = filepath.Join(out, "ztunnel")
-		if err := buildBinary(binary, m, "."); err != nil {
+		if err := buildBinary(binary, m, ".", fips); err != nil {
 			return err
 		}
 	}
@@ -96,13 +107,16 @@ func git(args ...string) (string, error) {
 const buildTags = "grpcnotrace"
 
 // buildBinary builds the static binary of the module at dir, stamped with the version
-// and revision.
-func buildBinary(path string, m meta, dir string) error {
+// and revision; fips links Go's FIPS 140-3 module, on by default.
+func buildBinary(path string, m meta, dir string, fips bool) error {
 	const pkg = "github.com/ztunnel-go/ztunnel/internal/version"
 	ldflags := fmt.Sprintf("-s -w -buildid= -X %s.Version=%s -X %s.Revision=%s", pkg, m.Version, pkg, m.Revision)
 	cmd := exec.Command("go", "build", "-trimpath", "-tags", buildTags, "-ldflags", ldflags, "-o", path, "./cmd/ztunnel")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if fips {
+		cmd.Env = append(cmd.Env, "GOFIPS140=latest")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("building the binary: %w", err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/mtls"
 )
 
 // durationJSON is Rust's serde form of a Duration.
@@ -90,6 +91,10 @@ type configJSON struct {
 	CAAddress                *string           `json:"caAddress"`
 	CARootCert               any               `json:"caRootCert"`
 	CAHeaders                []config.Header   `json:"caHeaders"`
+	AltXDSHostname           *string           `json:"altXdsHostname"`
+	AltCAHostname            *string           `json:"altCaHostname"`
+	CRLPath                  *string           `json:"crlPath"`
+	TLS                      mtls.PolicyJSON   `json:"tls"` // ours: the HBONE TLS policy in force
 	FakeCA                   bool              `json:"fakeCa"`
 	SecretTTL                durationJSON      `json:"secretTtl"`
 	LocalXDSPath             *string           `json:"localXdsPath"`
@@ -149,6 +154,9 @@ func (s *Server) configJSON() configJSON {
 	if c.Socks5Enabled {
 		j.Socks5Addr = optString(c.Addrs.Socks5.String())
 	}
+	j.AltXDSHostname, j.AltCAHostname, j.CRLPath = optString(c.XDSAltHostname), optString(c.CAAltHostname), optString(c.CRLPath)
+	j.TLS = (&mtls.Policy{TLS12: c.TLS12Enabled, PQC: c.CompliancePolicy == "pqc"}).Describe()
+	j.TLS.CRL = c.CRLPath != ""
 	j.DNSProxy, j.DNSProxyAddr, j.PreferedServiceNamespace = c.DNS.Enabled, dnsAddrJSON(c.Addrs), optString(c.DNS.PreferredNamespace)
 	if w := c.WorkloadInfo; w != nil {
 		j.ProxyWorkloadInformation = &workloadInfoJSON{Namespace: w.Namespace, Name: w.Name, ServiceAccount: w.ServiceAccount}

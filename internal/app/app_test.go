@@ -350,19 +350,31 @@ func TestMissingResolvConfFailsStart(t *testing.T) {
 	}
 }
 
-// CRL_PATH, which Istio's chart sets with peerCaCrl.enabled, is not enforced yet: the
-// log says so at start, instead of ignoring it without a word.
-func TestCRLPathWarned(t *testing.T) {
+// CRL_PATH naming a file that does not parse: ztunnel starts, says why naming the
+// variable, counts it, and shows the policy in the dump; the CRL is taken once it is fixed.
+func TestBadCRLPathWarnedAndCounted(t *testing.T) {
 	ztest.NoLeaks(t)
-	a := newTestApp(t, "CRL_PATH=/var/run/secrets/istio/crl/ca-crl.pem")
+	path := filepath.Join(t.TempDir(), "ca-crl.pem")
+	if err := os.WriteFile(path, []byte("-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := newTestApp(t, "CRL_PATH="+path)
 	logs := &ztest.LogBuffer{}
 	a.log, _, _ = logging.New(logs, "plain", "info")
 	wait := start(t, a)
-	a.Shutdown()
-	if err := wait(); err != nil {
-		t.Fatal(err)
+	defer func() {
+		a.Shutdown()
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	if !strings.Contains(logs.String(), "CRL not loaded") || !strings.Contains(logs.String(), "CRL_PATH "+path) {
+		t.Errorf("no warning naming CRL_PATH:\n%s", logs.String())
 	}
-	if !strings.Contains(logs.String(), "CRL_PATH is set, but certificate revocation lists are not enforced yet") {
-		t.Errorf("no warning about CRL_PATH:\n%s", logs.String())
+	if v := ztest.MetricValue(t, a.registry, "istio_crl_reload_failures_total", nil); v != 1 {
+		t.Errorf("istio_crl_reload_failures_total = %v, want 1", v)
+	}
+	if a.tls.Revoked == nil {
+		t.Error("the proxies' TLS policy has no CRL check")
 	}
 }

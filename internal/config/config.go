@@ -36,12 +36,12 @@ type Config struct {
 	// certificates instead of the addresses' hosts (ALT_XDS_HOSTNAME, ALT_CA_HOSTNAME).
 	XDSAltHostname string
 	CAAltHostname  string
-	XDSRootCert RootCert
-	CARootCert  RootCert
-	AuthToken   Token
-	XDSHeaders  []Header
-	CAHeaders   []Header
-	XDSOnDemand bool
+	XDSRootCert    RootCert
+	CARootCert     RootCert
+	AuthToken      Token
+	XDSHeaders     []Header
+	CAHeaders      []Header
+	XDSOnDemand    bool
 
 	LocalXDSPath string
 	LocalXDS     string // inline YAML

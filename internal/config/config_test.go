@@ -152,6 +152,16 @@ var parseCases = []struct {
 	{"XDS_ADDRESS=http://127.0.0.1:15010", func(c *Config) bool { return c.XDSAddress == "http://127.0.0.1:15010" }, "XDS_ADDRESS=ftp://x"},
 	{"CA_ADDRESS=ca:15012", func(c *Config) bool { return c.CAAddress == "https://ca:15012" }, "CA_ADDRESS=https://"},
 	{"XDS_ROOT_CA=SYSTEM", func(c *Config) bool { return c.XDSRootCert.System }, ""},
+	{"ALT_XDS_HOSTNAME=istiod.corp", func(c *Config) bool { return c.XDSAltHostname == "istiod.corp" }, ""},
+	{"ALT_CA_HOSTNAME=ca.corp", func(c *Config) bool { return c.CAAltHostname == "ca.corp" }, ""},
+	{"TLS12_ENABLED=true", func(c *Config) bool { return c.TLS12Enabled }, "TLS12_ENABLED=yes"},
+	{"COMPLIANCE_POLICY=pqc", func(c *Config) bool { return c.CompliancePolicy == "pqc" }, "COMPLIANCE_POLICY=fips"},
+	{"KUBERNETES_SERVICE_HOST=10.96.0.1", func(c *Config) bool { return c.XDSAddress == clusterIstiod }, ""},
+	{"PROXY_CONFIG={discoveryAddress: istiod-1.istio-system.svc:15012, concurrency: 3, proxyAdminPort: 15100, statsPort: 15120, proxyMetadata: {ISTIO_META_DNS_CAPTURE: \"false\", FOO: bar}}",
+		func(c *Config) bool {
+			return c.XDSAddress == "https://istiod-1.istio-system.svc:15012" && c.WorkerThreads == 3 && c.Addrs.Admin[0].Port() == 15100 &&
+				c.Addrs.Stats.Port() == 15120 && !c.DNS.Enabled && c.ProxyMetadata["FOO"] == "bar"
+		}, "PROXY_CONFIG={concurrency: many}"},
 	{"CA_ROOT_CA=-----BEGIN CERTIFICATE-----x", func(c *Config) bool { return strings.HasPrefix(c.CARootCert.PEM, "-----BEGIN") }, ""},
 	{"AUTH_TOKEN=eyJhbGciOi.x.y", func(c *Config) bool { return c.AuthToken.Literal == "eyJhbGciOi.x.y" }, ""},
 	{"XDS_HEADER_X_Team=blue", func(c *Config) bool { return reflect.DeepEqual(c.XDSHeaders, []Header{{"x_team", "blue"}}) }, "XDS_HEADER_BAD=a\x01b"},
@@ -196,9 +206,9 @@ var parseCases = []struct {
 	{"CONNECTION_TERMINATION_DEADLINE=20s", func(c *Config) bool { return c.TerminationDeadline == 20*time.Second }, "CONNECTION_TERMINATION_DEADLINE=5x"},
 	{"TERMINATION_GRACE_PERIOD_SECONDS=30", func(c *Config) bool { return c.TerminationDeadline == 25*time.Second }, "TERMINATION_GRACE_PERIOD_SECONDS=thirty"},
 	{"ZTUNNEL_WORKER_THREADS=25%", func(c *Config) bool { return c.WorkerThreads == 2 && c.WorkerThreadsSet }, "ZTUNNEL_WORKER_THREADS=150%"},
-	{"ZTUNNEL_CPU_LIMIT=4", func(c *Config) bool { return c.WorkerThreads == 8 && !c.WorkerThreadsSet }, "ZTUNNEL_CPU_LIMIT=lots"},
+	{"ZTUNNEL_CPU_LIMIT=4", func(c *Config) bool { return c.WorkerThreads == 2 && c.WorkerThreadsSet }, "ZTUNNEL_CPU_LIMIT=lots"},
 	{"ZTUNNEL_RESOURCE_CPU_LIMIT=1500m", func(c *Config) bool { return c.WorkerThreads == 2 && c.WorkerThreadsSet }, "ZTUNNEL_RESOURCE_CPU_LIMIT=-1"},
-	{"ZTUNNEL_RESOURCE_CPU_REQUEST=3", func(c *Config) bool { return c.WorkerThreads == 8 && !c.WorkerThreadsSet }, "ZTUNNEL_RESOURCE_CPU_REQUEST=0"},
+	{"ZTUNNEL_RESOURCE_CPU_REQUEST=3", func(c *Config) bool { return c.WorkerThreads == 3 && c.WorkerThreadsSet }, "ZTUNNEL_RESOURCE_CPU_REQUEST=0"},
 	{"AUTOMEMLIMIT=0.5", func(c *Config) bool { return c.MemoryLimitRatio == 0.5 }, "AUTOMEMLIMIT=2"},
 	{"AUTOMEMLIMIT=off", func(c *Config) bool { return c.MemoryLimitRatio == 0 }, "AUTOMEMLIMIT=none"},
 	{"GOMEMLIMIT=200MiB", func(c *Config) bool { return c.MemoryLimitRatio == 0 }, ""},
@@ -332,7 +342,11 @@ func TestWorkerThreadsFromTheChart(t *testing.T) {
 		set  bool
 	}{
 		{nil, 8, false}, // Go's own GOMAXPROCS
-		{[]string{"ZTUNNEL_CPU_LIMIT=8"}, 8, false},
+		{[]string{"ZTUNNEL_CPU_LIMIT=8"}, 2, true},  // a quarter, at least 2
+		{[]string{"ZTUNNEL_CPU_LIMIT=32"}, 8, true}, // a quarter of the node
+		{[]string{"ZTUNNEL_CPU_LIMIT=10"}, 3, true}, // rounded up
+		{[]string{"ZTUNNEL_CPU_LIMIT=32", "ZTUNNEL_RESOURCE_CPU_REQUEST=10"}, 10, true},
+		{[]string{"ZTUNNEL_CPU_LIMIT=32", "ZTUNNEL_WORKER_THREADS=0"}, 32, true},
 		{[]string{"ZTUNNEL_CPU_LIMIT=4", "ZTUNNEL_WORKER_THREADS=50%"}, 2, true},
 		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=500m"}, 1, true},
 		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=1", "ZTUNNEL_RESOURCE_CPU_REQUEST=3"}, 3, true},
@@ -340,7 +354,11 @@ func TestWorkerThreadsFromTheChart(t *testing.T) {
 		// An explicit resource limit takes precedence over ZTUNNEL_CPU_LIMIT.
 		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=3", "ZTUNNEL_CPU_LIMIT=12", "ZTUNNEL_WORKER_THREADS=100%"}, 3, true},
 		{[]string{"ZTUNNEL_RESOURCE_CPU_LIMIT=1", "ZTUNNEL_WORKER_THREADS=4"}, 4, true},
-		{[]string{"ZTUNNEL_RESOURCE_CPU_REQUEST=2"}, 8, false},
+		{[]string{"ZTUNNEL_RESOURCE_CPU_REQUEST=2"}, 2, true},
+		// ProxyConfig's concurrency: below ZTUNNEL_WORKER_THREADS, above the default.
+		{[]string{"ZTUNNEL_CPU_LIMIT=32", "PROXY_CONFIG=concurrency: 5"}, 5, true},
+		{[]string{"ZTUNNEL_CPU_LIMIT=32", "PROXY_CONFIG=concurrency: 0"}, 32, true},
+		{[]string{"PROXY_CONFIG=concurrency: 5", "ZTUNNEL_WORKER_THREADS=6"}, 6, true},
 	}
 	for _, tt := range tests {
 		c := mustLoad(t, tt.env...)

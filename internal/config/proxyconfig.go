@@ -19,10 +19,10 @@ const MeshConfigFile = "./etc/istio/config/mesh"
 // proxyConfig is the part of Istio's ProxyConfig that ztunnel reads (Rust's ProxyConfig
 // struct): other fields are ignored, as serde ignores them there.
 type proxyConfig struct {
-	DiscoveryAddress *string          `yaml:"discoveryAddress"`
-	ProxyAdminPort   *uint16          `yaml:"proxyAdminPort"`
-	StatsPort        *uint16          `yaml:"statsPort"`
-	Concurrency      *int             `yaml:"concurrency"`
+	DiscoveryAddress *string           `yaml:"discoveryAddress"`
+	ProxyAdminPort   *uint16           `yaml:"proxyAdminPort"`
+	StatsPort        *uint16           `yaml:"statsPort"`
+	Concurrency      *int              `yaml:"concurrency"`
 	ProxyMetadata    map[string]string `yaml:"proxyMetadata"`
 }
 

@@ -20,7 +20,7 @@ type reader struct {
 	src  Source
 	env  map[string]string
 	errs []error
-	pc   proxyConfig       // the mesh file and PROXY_CONFIG, read first
+	pc   proxyConfig // the mesh file and PROXY_CONFIG, read first
 	// metadata is ISTIO_META_* over the ProxyConfig's proxyMetadata (DNS_CAPTURE and
 	// DNS_PROXY_ADDR are read there, as in Rust)
 	metadata map[string]string

@@ -76,6 +76,7 @@ type node struct {
 	logs    *ztest.LogBuffer
 	socks   netip.AddrPort
 	metrics *prometheus.Registry // this node's scrape
+	certs   *certmgr.Manager
 }
 
 type bed struct {
@@ -125,6 +126,7 @@ func (b *bed) startNode(t testing.TB, _ string, l proxy.Listen, count *counter, 
 	}
 	log, _, _ := logging.New(n.logs, "plain", "debug")
 	certs := certmgr.New(b.ca, certmgr.Options{Logger: log})
+	n.certs = certs
 	var sockets proxy.Sockets = redirected{&proxy.HostSockets{}}
 	if count != nil {
 		sockets = countingSockets{Sockets: sockets, c: count}
