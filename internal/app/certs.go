@@ -30,7 +30,7 @@ func (a *App) certSource() (certmgr.Fetcher, func(), error) {
 		return nil, func() {}, nil
 	}
 	client, err := caclient.New(caclient.Config{
-		Address: c.CAAddress, Roots: c.CARootCert.Load, Token: c.AuthToken.Read, ClusterID: c.ClusterID,
+		Address: c.CAAddress, Roots: istiodRoots(c.CARootCert), AltHostname: c.CAAltHostname, Token: c.AuthToken.Read, ClusterID: c.ClusterID,
 		Headers: istiodHeaders(c.CAHeaders), TTL: c.SecretTTL, Impersonate: c.ProxyMode == config.Shared,
 	})
 	if err != nil {

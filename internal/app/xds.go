@@ -31,7 +31,7 @@ func (a *App) runXDS(ctx context.Context, wg *sync.WaitGroup, task *readiness.Ta
 		return nil, nil, err
 	}
 	client, err := xds.New(xds.ClientConfig{
-		Address: c.XDSAddress, Roots: c.XDSRootCert.Load, Node: node, OnDemand: c.XDSOnDemand,
+		Address: c.XDSAddress, Roots: istiodRoots(c.XDSRootCert), AltHostname: c.XDSAltHostname, Node: node, OnDemand: c.XDSOnDemand,
 		Creds:  istiod.CallCreds{Token: c.AuthToken.Read, ClusterID: c.ClusterID, Headers: istiodHeaders(c.XDSHeaders)},
 		Logger: logging.Scoped(a.log, "xds"), Metrics: metrics.NewXDS(a.registry),
 	}, a.store, task)
@@ -48,6 +48,15 @@ func (a *App) runXDS(ctx context.Context, wg *sync.WaitGroup, task *readiness.Ta
 }
 
 // istiodHeaders are the extra metadata of XDS_HEADER_* or CA_HEADER_*, in env order.
+// istiodRoots are the roots of a *_ROOT_CA variable; a file is re-read when it changes.
+func istiodRoots(r config.RootCert) *istiod.Roots {
+	file := r.File
+	if r.System || r.PEM != "" {
+		file = ""
+	}
+	return istiod.NewRoots(file, r.Load)
+}
+
 func istiodHeaders(hs []config.Header) []istiod.Header {
 	out := make([]istiod.Header, len(hs))
 	for i, h := range hs {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,12 +26,14 @@ import (
 
 // Config says where the CA is and how to authenticate to it.
 type Config struct {
-	Address   string                         // https://host:port
-	Roots     func() (*x509.CertPool, error) // trusted roots for the CA's serving certificate
-	Token     func() (string, error)
-	ClusterID string
-	Headers   []istiod.Header // CA_HEADER_* metadata
-	TTL       time.Duration   // requested validity (SECRET_TTL)
+	Address string        // https://host:port
+	Roots   *istiod.Roots // trusted roots for the CA's serving certificate, re-read when they change
+	// AltHostname is a name the CA's certificate may carry instead of Address's host.
+	AltHostname string
+	Token       func() (string, error)
+	ClusterID   string
+	Headers     []istiod.Header // CA_HEADER_* metadata
+	TTL         time.Duration   // requested validity (SECRET_TTL)
 	// Impersonate is shared mode: ztunnel asks for other workloads' identities, which
 	// istiod allows only for pods on ztunnel's node.
 	Impersonate bool
@@ -39,9 +42,13 @@ type Config struct {
 
 // Client is safe for concurrent use. New does not connect; the first Fetch does.
 type Client struct {
-	cfg  Config
-	conn *grpc.ClientConn
-	svc  pb.IstioCertificateServiceClient
+	cfg Config
+
+	mu     sync.Mutex // guards the fields below
+	conn   *grpc.ClientConn
+	svc    pb.IstioCertificateServiceClient
+	gen    uint64 // the roots' generation conn was dialed under
+	closed bool
 }
 
 // New builds a client; it fails on a malformed address or unreadable roots.
@@ -52,15 +59,53 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	conn, err := istiod.Dial(cfg.Address, cfg.Roots, &istiod.CallCreds{Token: cfg.Token, ClusterID: cfg.ClusterID, Headers: cfg.Headers})
-	if err != nil {
-		return nil, fmt.Errorf("CA roots: %w", err)
+	c := &Client{cfg: cfg}
+	if err := c.dialLocked(); err != nil {
+		return nil, err
 	}
-	return &Client{cfg: cfg, conn: conn, svc: pb.NewIstioCertificateServiceClient(conn)}, nil
+	return c, nil
+}
+
+func (c *Client) dialLocked() error {
+	_, gen, _ := c.cfg.Roots.Current()
+	conn, err := istiod.Dial(c.cfg.Address, c.cfg.Roots, c.cfg.AltHostname,
+		&istiod.CallCreds{Token: c.cfg.Token, ClusterID: c.cfg.ClusterID, Headers: c.cfg.Headers})
+	if err != nil {
+		return fmt.Errorf("CA roots: %w", err)
+	}
+	c.conn, c.svc, c.gen = conn, pb.NewIstioCertificateServiceClient(conn), gen
+	return nil
+}
+
+// service is the CA's client under the roots in force: when they changed since the
+// connection was dialed, a new one is dialed under them (Rust: CaClient's
+// rebuild_channel). A CSR in flight on the old one fails and the certificate manager
+// retries it, as after any CA error.
+func (c *Client) service() (pb.IstioCertificateServiceClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("CA client closed")
+	}
+	_, gen, _ := c.cfg.Roots.Current() // a bad file keeps the roots, and the connection, in force
+	if gen != c.gen {
+		old := c.conn
+		if err := c.dialLocked(); err != nil {
+			return nil, err
+		}
+		old.Close()
+	}
+	return c.svc, nil
 }
 
 // Close releases the connection; later calls do nothing.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
 	if err := c.conn.Close(); err != nil && !errors.Is(err, grpc.ErrClientConnClosing) {
 		return err
 	}
@@ -81,7 +126,11 @@ func (c *Client) Fetch(ctx context.Context, id identity.Identity) (*identity.Cer
 			return nil, fmt.Errorf("building request metadata: %w", err)
 		}
 	}
-	resp, err := c.svc.CreateCertificate(ctx, req)
+	svc, err := c.service()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := svc.CreateCertificate(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("requesting certificate for %s from %s: %w", id, c.cfg.Address, err)
 	}

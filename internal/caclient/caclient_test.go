@@ -30,7 +30,7 @@ func client(t *testing.T, f *ztest.FakeCA, mutate func(*caclient.Config)) (*cacl
 		t.Fatal(err)
 	}
 	cfg := caclient.Config{
-		Address: f.Address, Roots: config.RootCert{PEM: f.ServePEM}.Load, Token: config.Token{File: tokenFile}.Read,
+		Address: f.Address, Roots: istiod.NewRoots("", config.RootCert{PEM: f.ServePEM}.Load), Token: config.Token{File: tokenFile}.Read,
 		ClusterID: "east", Headers: []istiod.Header{{Name: "x-tenant", Value: "t1"}}, TTL: 12 * time.Hour,
 		Impersonate: true,
 	}
@@ -120,7 +120,7 @@ func TestBadAnswersAndFaults(t *testing.T) {
 		{"CA down", func(f *ztest.FakeCA, _ *caclient.Config) { f.Stop() }, "requesting certificate"},
 		{"missing token file", func(_ *ztest.FakeCA, c *caclient.Config) { c.Token = config.Token{File: "/nonexistent/token"}.Read }, "reading token file"},
 		{"untrusted CA", func(_ *ztest.FakeCA, c *caclient.Config) {
-			c.Roots = config.RootCert{PEM: ztest.NewFakeCA(t).ServePEM}.Load
+			c.Roots = istiod.NewRoots("", config.RootCert{PEM: ztest.NewFakeCA(t).ServePEM}.Load)
 		}, "certificate"},
 	}
 	for _, tt := range tests {
@@ -151,10 +151,10 @@ func TestWrongIdentityIsTyped(t *testing.T) {
 func TestNewRefusesBadConfig(t *testing.T) {
 	ztest.NoLeaks(t)
 	for _, cfg := range []caclient.Config{
-		{Address: "http://istiod:15012", Roots: config.RootCert{System: true}.Load},
-		{Address: "istiod:15012", Roots: config.RootCert{System: true}.Load},
-		{Address: "https://istiod:15012", Roots: config.RootCert{File: "/nonexistent/root.pem"}.Load},
-		{Address: "https://istiod:15012", Roots: config.RootCert{PEM: "-----BEGIN CERTIFICATE-----\nxx"}.Load},
+		{Address: "http://istiod:15012", Roots: istiod.NewRoots("", config.RootCert{System: true}.Load)},
+		{Address: "istiod:15012", Roots: istiod.NewRoots("", config.RootCert{System: true}.Load)},
+		{Address: "https://istiod:15012", Roots: istiod.NewRoots("", config.RootCert{File: "/nonexistent/root.pem"}.Load)},
+		{Address: "https://istiod:15012", Roots: istiod.NewRoots("", config.RootCert{PEM: "-----BEGIN CERTIFICATE-----\nxx"}.Load)},
 	} {
 		if c, err := caclient.New(cfg); err == nil {
 			c.Close()
@@ -165,7 +165,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func TestSystemRoots(t *testing.T) {
 	ztest.NoLeaks(t)
-	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: config.RootCert{System: true}.Load})
+	c, err := caclient.New(caclient.Config{Address: "https://istiod.istio-system.svc:15012", Roots: istiod.NewRoots("", config.RootCert{System: true}.Load)})
 	if err != nil {
 		t.Fatalf("SYSTEM roots: %v", err)
 	}

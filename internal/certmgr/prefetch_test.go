@@ -14,6 +14,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/istiod"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
@@ -74,7 +75,7 @@ func TestConcurrentGetsMakeOneCSR(t *testing.T) {
 	ztest.NoLeaks(t)
 	fca := ztest.NewFakeCA(t)
 	fca.Delay(100 * time.Millisecond) // all Gets arrive while the first CSR is in flight
-	c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: config.RootCert{PEM: fca.ServePEM}.Load,
+	c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: istiod.NewRoots("", config.RootCert{PEM: fca.ServePEM}.Load),
 		Token: config.Token{Literal: "t"}.Read, TTL: time.Hour, Impersonate: true})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func TestBadRenewalsOverGRPC(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fca := ztest.NewFakeCA(t)
-			c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: config.RootCert{PEM: fca.ServePEM}.Load,
+			c, err := caclient.New(caclient.Config{Address: fca.Address, Roots: istiod.NewRoots("", config.RootCert{PEM: fca.ServePEM}.Load),
 				Token: config.Token{Literal: "t"}.Read, TTL: 4 * time.Second})
 			if err != nil {
 				t.Fatal(err)

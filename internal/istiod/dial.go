@@ -2,7 +2,6 @@ package istiod
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/url"
 	"time"
@@ -20,9 +19,11 @@ import (
 // GOAWAY too_many_pings.
 var Keepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}
 
-// Dial prepares a gRPC connection to istiod at address: https:// verified with roots, or
-// http:// in plaintext (local testing). It does not connect until first used.
-func Dial(address string, roots func() (*x509.CertPool, error), creds *CallCreds, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+// Dial prepares a gRPC connection to istiod at address: https:// verified with roots
+// at each handshake (the roots in force then; alt is a name istiod's certificate may
+// carry instead of the address's host), or http:// in plaintext (local testing). It does
+// not connect until first used; it fails when no roots can be read at all.
+func Dial(address string, roots *Roots, alt string, creds *CallCreds, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	u, err := url.Parse(address)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("istiod address %q: want https://host:port or http://host:port", address)
@@ -32,12 +33,13 @@ func Dial(address string, roots func() (*x509.CertPool, error), creds *CallCreds
 		if roots == nil {
 			return nil, fmt.Errorf("istiod address %q: no trusted roots given", address)
 		}
-		pool, err := roots()
-		if err != nil {
+		if _, _, err := roots.Current(); err != nil {
 			return nil, err
 		}
 		transport = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}))
+			MinVersion: tls.VersionTLS12, ServerName: u.Hostname(),
+			InsecureSkipVerify: true, // Go would check with fixed roots; VerifyConnection checks with the current ones
+			VerifyConnection:   roots.verifier(u.Hostname(), alt)}))
 	} else {
 		transport = grpc.WithTransportCredentials(insecure.NewCredentials())
 		c := *creds

@@ -2,7 +2,6 @@ package xds
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -22,11 +21,15 @@ import (
 
 // ClientConfig says where istiod is and how to talk to it.
 type ClientConfig struct {
-	Address  string // https://host:port, or http:// for plaintext
-	Roots    func() (*x509.CertPool, error)
-	Creds    istiod.CallCreds
-	Node     *corepb.Node
-	OnDemand bool // Address resources only when asked for (XDS_ON_DEMAND)
+	Address string        // https://host:port, or http:// for plaintext
+	Roots   *istiod.Roots // re-read when their file changes: the stream is rebuilt under them
+	// AltHostname is a name istiod's certificate may carry instead of Address's host.
+	AltHostname string
+	// RootsInterval is how often an open stream looks at the roots; 0: 5 s.
+	RootsInterval time.Duration
+	Creds         istiod.CallCreds
+	Node          *corepb.Node
+	OnDemand      bool // Address resources only when asked for (XDS_ON_DEMAND)
 	// FirstResponseTimeout: a stream that answers nothing this long after being opened is
 	// given up (a server that accepts and goes silent). 0: 30 s.
 	FirstResponseTimeout time.Duration
@@ -45,7 +48,10 @@ type Client struct {
 	log   *slog.Logger
 	store *state.Store
 	ready *readiness.Task
-	conn  *grpc.ClientConn
+	conn  *grpc.ClientConn // Run's; replaced when the roots change
+	gen   uint64           // the roots' generation conn was dialed under
+	// rootsErr is the last roots error logged (Run's), so a bad file is logged once.
+	rootsErr string
 
 	demands chan string   // names to subscribe on demand; read by the running session
 	synced  chan struct{} // closed once the first response of every type is applied
@@ -69,13 +75,14 @@ func New(cfg ClientConfig, store *state.Store, ready *readiness.Task) (*Client, 
 	if cfg.Logger == nil {
 		cfg.Logger = logging.Discard()
 	}
-	opts := append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(200 << 20))}, cfg.DialOptions...)
-	conn, err := istiod.Dial(cfg.Address, cfg.Roots, &cfg.Creds, opts...)
-	if err != nil {
+	if cfg.RootsInterval == 0 {
+		cfg.RootsInterval = 5 * time.Second
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, store: store, ready: ready,
+		demands: make(chan string, 64), synced: make(chan struct{}), wanted: map[string]bool{}, waiters: map[string][]chan struct{}{}}
+	if err := c.dial(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, store: store, ready: ready, conn: conn,
-		demands: make(chan string, 64), synced: make(chan struct{}), wanted: map[string]bool{}, waiters: map[string][]chan struct{}{}}
 	for i, t := range resourceTypes {
 		c.known[i] = map[string]string{}
 		// Resources that arrive on demand give nothing to wait for.
@@ -84,16 +91,42 @@ func New(cfg ClientConfig, store *state.Store, ready *readiness.Task) (*Client, 
 	return c, nil
 }
 
+// dial builds the connection under the roots in force.
+func (c *Client) dial() error {
+	if c.cfg.Roots != nil {
+		_, c.gen, _ = c.cfg.Roots.Current()
+	}
+	opts := append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(200 << 20))}, c.cfg.DialOptions...)
+	conn, err := istiod.Dial(c.cfg.Address, c.cfg.Roots, c.cfg.AltHostname, &c.cfg.Creds, opts...)
+	if err != nil {
+		return err
+	}
+	c.conn = conn
+	return nil
+}
+
 // Run keeps a stream to istiod open until ctx ends, reconnecting with backoff (10 ms
-// doubling to 15 s, with jitter), then closes the connection.
+// doubling to 15 s, with jitter), then closes the connection. When the roots change, the
+// connection is rebuilt under them and the stream reopened at once, resuming from the
+// versions held (initial_resource_versions), so nothing is sent twice.
 func (c *Client) Run(ctx context.Context) {
-	defer c.conn.Close()
+	defer func() { c.conn.Close() }()
 	delay := 10 * time.Millisecond
 	for {
 		got, err := c.session(ctx)
 		if ctx.Err() != nil {
 			c.cfg.Metrics.Terminated("Complete")
 			return
+		}
+		if errors.Is(err, errRootsChanged) {
+			c.conn.Close()
+			if err := c.dial(); err != nil { // cannot fail: roots were read before
+				c.log.Error("rebuilding the xDS connection", "error", err)
+				return
+			}
+			c.cfg.Metrics.Terminated("Reconnect")
+			c.log.Info("istiod's roots changed: xDS reconnected under them", "address", c.cfg.Address)
+			continue
 		}
 		if got { // the stream worked for a while: start over from a short delay
 			delay = 10 * time.Millisecond

@@ -42,7 +42,7 @@ func start(t *testing.T, fake *ztest.FakeXDS, mutate func(*xds.ClientConfig)) *h
 	cc := xds.ClientConfig{Address: fake.Address, Creds: istiod.CallCreds{Token: config.Token{Literal: "t"}.Read, ClusterID: "c1"},
 		Node: node, Logger: log, FirstResponseTimeout: 5 * time.Second}
 	if fake.ServePEM != "" {
-		cc.Roots = config.RootCert{PEM: fake.ServePEM}.Load
+		cc.Roots = istiod.NewRoots("", config.RootCert{PEM: fake.ServePEM}.Load)
 	}
 	if mutate != nil {
 		mutate(&cc)
@@ -227,7 +227,7 @@ func TestWrongRootRefused(t *testing.T) {
 	ztest.NoLeaks(t)
 	fake := ztest.NewFakeXDS(t, true)
 	other := ztest.NewFakeXDS(t, true)
-	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = config.RootCert{PEM: other.ServePEM}.Load })
+	h := start(t, fake, func(c *xds.ClientConfig) { c.Roots = istiod.NewRoots("", config.RootCert{PEM: other.ServePEM}.Load) })
 	ztest.Eventually(t, "a clear TLS error", func() bool {
 		return strings.Contains(h.logs.String(), "certificate signed by unknown authority")
 	})

@@ -17,6 +17,7 @@ import (
 var (
 	errNoConnection = errors.New("cannot reach istiod")
 	errSilent       = errors.New("istiod accepted the stream but sent nothing")
+	errRootsChanged = errors.New("istiod's trusted roots changed")
 )
 
 type stream = discoverypb.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
@@ -44,8 +45,14 @@ func (c *Client) session(ctx context.Context) (got bool, err error) {
 
 	silence := time.NewTimer(c.cfg.FirstResponseTimeout)
 	defer silence.Stop()
+	roots := time.NewTicker(c.cfg.RootsInterval)
+	defer roots.Stop()
 	for {
 		select {
+		case <-roots.C:
+			if err := c.checkRoots(); err != nil {
+				return got, err
+			}
 		case resp := <-responses:
 			got = true
 			silence.Stop()
@@ -148,4 +155,25 @@ func (c *Client) syncedLocked() bool {
 		}
 	}
 	return true
+}
+
+// checkRoots ends the session when the roots changed since the connection was dialed;
+// a roots file that no longer parses is logged once per change and the roots in force
+// stay.
+func (c *Client) checkRoots() error {
+	if c.cfg.Roots == nil {
+		return nil
+	}
+	_, gen, err := c.cfg.Roots.Current()
+	if err != nil && err.Error() != c.rootsErr {
+		c.log.Warn("XDS_ROOT_CA not re-read", "error", err)
+	}
+	c.rootsErr = ""
+	if err != nil {
+		c.rootsErr = err.Error()
+	}
+	if gen != c.gen {
+		return errRootsChanged
+	}
+	return nil
 }

@@ -31,8 +31,8 @@ type FakeCA struct {
 	Address  string // https://localhost:<port>, for caclient
 	ServePEM string // root of the server's own TLS certificate, for CA_ROOT_CA
 
-	addr   string      // host:port, kept across Stop/Start
-	tlsCfg *tls.Config // immutable
+	addr string       // host:port, kept across Stop/Start
+	cert *servingCert // RotateServing replaces it
 
 	mu       sync.Mutex // guards the fields below
 	srv      *grpc.Server
@@ -58,11 +58,11 @@ func NewFakeCA(t testing.TB) *FakeCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serving, servePEM, err := servingCert()
+	serving, servePEM, err := newServing()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &FakeCA{CA: signer, ServePEM: servePEM, tlsCfg: &tls.Config{Certificates: []tls.Certificate{serving}}}
+	f := &FakeCA{CA: signer, ServePEM: servePEM, cert: newServingCert(serving)}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +79,8 @@ func NewFakeCA(t testing.TB) *FakeCA {
 // most every 15 s, and none on a channel with no open RPC.
 var istiodKeepalive = grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second})
 
-// servingCert is a localhost TLS certificate signed by its own throwaway root.
-func servingCert() (tls.Certificate, string, error) {
+// newServing is a localhost TLS certificate signed by its own throwaway root.
+func newServing() (tls.Certificate, string, error) {
 	root, err := ca.New("fake-istiod", time.Hour, nil)
 	if err != nil {
 		return tls.Certificate{}, "", err
@@ -101,7 +101,7 @@ func servingCert() (tls.Certificate, string, error) {
 }
 
 func (f *FakeCA) serve(l net.Listener) {
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(f.tlsCfg)), istiodKeepalive)
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(f.cert.config())), istiodKeepalive)
 	pb.RegisterIstioCertificateServiceServer(srv, &caService{f: f})
 	f.mu.Lock()
 	f.srv = srv

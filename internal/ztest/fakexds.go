@@ -1,7 +1,6 @@
 package ztest
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -24,7 +23,9 @@ type FakeXDS struct {
 	Address  string // http://127.0.0.1:<port>, or https://localhost:<port> with TLS
 	ServePEM string // the TLS server's root, when TLS is on
 
-	srv *grpc.Server
+	srv  *grpc.Server
+	cert *servingCert  // with TLS; RotateServing replaces it
+	lis  *connListener // RotateServing drops its connections
 
 	mu        sync.Mutex                                  // guards the fields below
 	resources map[string]map[string]*discoverypb.Resource // type → name → resource
@@ -57,21 +58,21 @@ func NewFakeXDS(t testing.TB, useTLS bool) *FakeXDS {
 	opts := []grpc.ServerOption{istiodKeepalive}
 	scheme := "http://127.0.0.1:"
 	if useTLS {
-		cert, pem, err := servingCert()
+		cert, pem, err := newServing()
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.ServePEM, scheme = pem, "https://localhost:"
-		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+		f.ServePEM, scheme, f.cert = pem, "https://localhost:", newServingCert(cert)
+		opts = append(opts, grpc.Creds(credentials.NewTLS(f.cert.config())))
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Address = scheme + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	f.srv = grpc.NewServer(opts...)
+	f.srv, f.lis = grpc.NewServer(opts...), &connListener{Listener: l}
 	discoverypb.RegisterAggregatedDiscoveryServiceServer(f.srv, &adsService{f: f})
-	go f.srv.Serve(l)
+	go f.srv.Serve(f.lis)
 	t.Cleanup(f.srv.Stop)
 	return f
 }
