@@ -44,8 +44,8 @@ func TestChartPodConfig(t *testing.T) {
 	}{
 		{"defaults", nil, "8", "1", func(c *config.Config) bool {
 			return c.InPod && c.XDSAddress == "https://istiod.istio-system.svc:15012" && c.LogFormat == "plain" &&
-				c.NodeName == "node-a" && c.PodName == "ztunnel-x7k2p" && !c.WorkerThreadsSet && c.CRLPath == ""
-		}, "in-pod, istiod by its in-cluster name, Go's own GOMAXPROCS"},
+				c.NodeName == "node-a" && c.PodName == "ztunnel-x7k2p" && c.WorkerThreadsSet && c.WorkerThreads == 2 && c.CRLPath == ""
+		}, "in-pod, istiod by its in-cluster name, 2 threads (Rust's default_worker_threads: a quarter of the node's 8 CPUs, at least 2)"},
 		{"every option", []string{"--set", "peerCaCrl.enabled=true", "--set", "logAsJson=true",
 			"--set", "resources.limits.cpu=2", "--set", "env.ISTIO_META_DNS_CAPTURE=false",
 			"--set", "meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_PROXY_ADDR=localhost:15054"}, "2", "1",

@@ -74,14 +74,15 @@ func Parse(data []byte, anchors []*x509.Certificate) (*Set, error) {
 	return s, nil
 }
 
-// blocks splits data into DER CRLs.
+// blocks splits data into DER CRLs. A DER file is taken as it is: its last byte may
+// well be 0x0a or 0x20 (the end of a signature), so only PEM is trimmed.
 func blocks(data []byte) ([][]byte, error) {
 	rest := bytes.TrimSpace(data)
 	if len(rest) == 0 {
 		return nil, nil
 	}
 	if !bytes.HasPrefix(rest, []byte("-----BEGIN")) {
-		return [][]byte{rest}, nil
+		return [][]byte{data}, nil
 	}
 	var ders [][]byte
 	for len(rest) > 0 {
