@@ -118,9 +118,22 @@ func (c *Conn) onResponse(f *http2.MetaHeadersFrame) error {
 		return nil // interim: the final response follows (§8.1)
 	}
 	s.status = status
+	for _, h := range f.RegularFields() {
+		if h.Name == "baggage" {
+			s.respBaggage = joinHeader(s.respBaggage, h.Value)
+		}
+	}
 	if f.StreamEnded() {
 		s.recvEOF = true
 	}
 	s.cond.Broadcast()
 	return nil
+}
+
+// joinHeader folds repeated fields into one, as RFC 9110 §5.3 allows for lists.
+func joinHeader(have, v string) string {
+	if have == "" {
+		return v
+	}
+	return have + "," + v
 }

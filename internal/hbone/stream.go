@@ -34,10 +34,11 @@ type Stream struct {
 	recvWindow  int64  // what the peer may still send before our next WINDOW_UPDATE
 	contentLen  int64  // server: content-length bytes still to come; -1 when none was declared
 	sendWindow  int32
-	sentEnd     bool  // END_STREAM sent
-	resetErr    error // RST_STREAM either way, or the connection died
-	status      int   // client: response status once received
-	answered    bool  // server: Respond was called
+	sentEnd     bool   // END_STREAM sent
+	resetErr    error  // RST_STREAM either way, or the connection died
+	status      int    // client: response status once received
+	respBaggage string // client: the response's baggage header, if any
+	answered    bool   // server: Respond was called
 	removed     bool
 	rdeadline   time.Time
 	wdeadline   time.Time
@@ -60,6 +61,14 @@ func (s *Stream) Request() *Request { return s.req }
 
 // Conn is the connection carrying the stream.
 func (s *Stream) Conn() *Conn { return s.c }
+
+// ResponseBaggage is the baggage header of the CONNECT's answer (client side): the
+// destination's description, which Rust's inbound sends (ENABLE_RESPONSE_BAGGAGE).
+func (s *Stream) ResponseBaggage() string {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.respBaggage
+}
 
 // Read returns received bytes; io.EOF once the peer half-closed and all was read.
 func (s *Stream) Read(p []byte) (int, error) {

@@ -19,7 +19,7 @@ func (p *Proxy) authorize(log *slog.Logger, c rbac.Conn, dst *state.Workload) bo
 	d := p.deps.Authz.Authorize(context.Background(), c, dst.Uid)
 	logDryRun(log, d)
 	if d.Allow {
-		log.Debug("RBAC allowed", "conn", connString(c), "reason", d.String())
+		log.Log(context.Background(), p.policyLevel(), "RBAC allowed", "conn", connString(c), "reason", d.String())
 		return true
 	}
 	log.Info("RBAC rejected", "conn", connString(c), "reason", d.String())
@@ -83,4 +83,13 @@ func (p *Proxy) enforceLate(ctx context.Context) {
 // inboundConn prepares the authorization view of an inbound connection.
 func (p *Proxy) inboundConn(src netip.AddrPort, id identity.Identity, dst netip.AddrPort) rbac.Conn {
 	return rbac.NewConn(src.Addr(), id, dst, p.deps.Network)
+}
+
+// policyLevel is where allowed decisions are logged: debug, or info with
+// AUTHZ_POLICY_INFO_LOGGING (Rust's authpol_log!). Denials are at info either way.
+func (p *Proxy) policyLevel() slog.Level {
+	if p.deps.AuthzInfoLogging {
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }

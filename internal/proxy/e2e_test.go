@@ -219,7 +219,8 @@ func TestWrongServerIdentityRefused(t *testing.T) {
 }
 
 // hboneClient dials node B's inbound directly with cert and opens a CONNECT.
-func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authority string) error {
+// inspect, when given, sees the stream once it is open.
+func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authority string, inspect ...func(*hbone.Stream)) error {
 	t.Helper()
 	nc, err := net.Dial("tcp", netip.AddrPortFrom(netip.MustParseAddr(to), b.port).String())
 	if err != nil {
@@ -242,6 +243,9 @@ func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authorit
 	defer cancel()
 	st, err := hc.OpenStream(ctx, &hbone.Request{Authority: authority})
 	if err == nil {
+		for _, f := range inspect {
+			f(st)
+		}
 		st.Close()
 	}
 	return err

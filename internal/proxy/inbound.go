@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/ztunnel-go/ztunnel/internal/crl"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
@@ -89,7 +91,10 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		"peer_ip", peer.Addr().String(), "peer_id", peerID.String())
 	snap := p.deps.State.Snapshot()
 	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID,
-		mtls: true, baggage: req.Baggage, srcW: p.router.Peer(snap, peer.Addr())}
+		mtls: true, srcW: p.router.Peer(snap, peer.Addr())}
+	if !p.deps.NoBaggage {
+		r.baggage = req.Baggage
+	}
 	lc, err := p.live.admit(st)
 	if err != nil {
 		if errors.Is(err, errOverLimit) {
@@ -126,7 +131,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		st.Respond(http.StatusServiceUnavailable)
 		return
 	}
-	if err := st.Respond(http.StatusOK); err != nil {
+	if err := st.Respond(http.StatusOK, p.responseBaggage(dstW)...); err != nil {
 		up.Close()
 		return
 	}
@@ -240,4 +245,13 @@ func (p *Proxy) servePlaintext(c net.Conn, lc *liveConn) {
 func reset(c *net.TCPConn) {
 	c.SetLinger(0)
 	c.Close()
+}
+
+// responseBaggage describes the destination on the CONNECT's 200, so a peer that does
+// not know it (across clusters) labels its metrics (Rust's build_response).
+func (p *Proxy) responseBaggage(w *state.Workload) []hpack.HeaderField {
+	if p.deps.NoBaggage || w == nil {
+		return nil
+	}
+	return []hpack.HeaderField{{Name: "baggage", Value: baggage(w)}}
 }

@@ -68,6 +68,9 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 		return
 	}
 	connected(nil)
+	if st, ok := up.(*hbone.Stream); ok && r.dstW == nil && !p.deps.NoBaggage {
+		r.baggage = st.ResponseBaggage()
+	}
 	lc.carry(up)
 	p.show(lc, r)
 	mc := p.deps.Traffic.Open(r.labels())

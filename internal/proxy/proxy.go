@@ -57,6 +57,11 @@ type Options struct {
 	Sockets Sockets
 	Listen  Listen
 	Authz   Authorizer // nil allows every connection
+	// AuthzInfoLogging logs allowed authorization decisions at info, not debug.
+	AuthzInfoLogging bool
+	// NoBaggage (ENABLE_RESPONSE_BAGGAGE=false) sends no baggage on CONNECT answers and
+	// reads none from peers; CONNECT requests still carry the source's, as in Rust.
+	NoBaggage bool
 	// Demand fetches an address istiod has not sent (XDS_ON_DEMAND); nil: off.
 	Demand func(ctx context.Context, name string) error
 	Drain  *drain.Drain

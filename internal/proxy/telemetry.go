@@ -27,7 +27,7 @@ type record struct {
 	srcID     identity.Identity
 	dstID     identity.Identity
 	mtls      bool
-	baggage   string      // the peer's description, for a source not known locally
+	baggage   string      // the peer's description, for a peer not known locally
 	denied    atomic.Bool // closed by late enforcement: its response flag is DENY
 }
 
@@ -41,13 +41,19 @@ func (r *record) labels() *metrics.ConnLabels {
 		l.SrcWorkload, l.SrcCanonicalService, l.SrcCanonicalRevision = w.WorkloadName, w.CanonicalName, w.CanonicalRevision
 		l.SrcNS, l.SrcApp, l.SrcVersion, l.SrcCluster = w.Namespace, w.CanonicalName, w.CanonicalRevision, w.ClusterId
 		l.SrcRegion, l.SrcZone = w.GetLocality().GetRegion(), w.GetLocality().GetZone()
-	} else if r.baggage != "" {
-		fromBaggage(l, r.baggage)
+	} else if r.baggage != "" && r.inbound {
+		d := fromBaggage(r.baggage)
+		l.SrcCluster, l.SrcNS, l.SrcWorkload, l.SrcRegion, l.SrcZone = d.cluster, d.ns, d.workload, d.region, d.zone
+		l.SrcCanonicalService, l.SrcApp, l.SrcCanonicalRevision, l.SrcVersion = d.app, d.app, d.version, d.version
 	}
 	if w := r.dstW; w != nil {
 		l.DstWorkload, l.DstCanonicalService, l.DstCanonicalRevision = w.WorkloadName, w.CanonicalName, w.CanonicalRevision
 		l.DstNS, l.DstApp, l.DstVersion, l.DstCluster = w.Namespace, w.CanonicalName, w.CanonicalRevision, w.ClusterId
 		l.DstRegion, l.DstZone = w.GetLocality().GetRegion(), w.GetLocality().GetZone()
+	} else if r.baggage != "" && !r.inbound {
+		d := fromBaggage(r.baggage)
+		l.DstCluster, l.DstNS, l.DstWorkload, l.DstRegion, l.DstZone = d.cluster, d.ns, d.workload, d.region, d.zone
+		l.DstCanonicalService, l.DstApp, l.DstCanonicalRevision, l.DstVersion = d.app, d.app, d.version, d.version
 	}
 	if s := r.svc; s != nil {
 		l.DstService, l.DstServiceNS, l.DstServiceName = s.Hostname, s.Namespace, s.Name
@@ -61,28 +67,34 @@ func (r *record) labels() *metrics.ConnLabels {
 	return l
 }
 
-// fromBaggage describes a source this ztunnel does not know (another cluster) from the
-// baggage its ztunnel sent.
-func fromBaggage(l *metrics.ConnLabels, baggage string) {
+// described is a workload as its ztunnel's baggage tells it (Rust's DerivedWorkload).
+type described struct{ cluster, ns, workload, app, version, region, zone string }
+
+// fromBaggage reads the baggage a peer's ztunnel sent: on a CONNECT, the source; on its
+// answer, the destination (ENABLE_RESPONSE_BAGGAGE). It describes a peer this ztunnel
+// does not know (another cluster's).
+func fromBaggage(baggage string) described {
+	var d described
 	for _, item := range strings.Split(baggage, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(item), "=")
 		switch {
 		case k == "k8s.cluster.name":
-			l.SrcCluster = v
+			d.cluster = v
 		case k == "k8s.namespace.name":
-			l.SrcNS = v
+			d.ns = v
 		case strings.HasPrefix(k, "k8s.") && strings.HasSuffix(k, ".name"):
-			l.SrcWorkload = v
+			d.workload = v
 		case k == "service.name":
-			l.SrcCanonicalService, l.SrcApp = v, v
+			d.app = v
 		case k == "service.version":
-			l.SrcCanonicalRevision, l.SrcVersion = v, v
+			d.version = v
 		case k == "cloud.region":
-			l.SrcRegion = v
+			d.region = v
 		case k == "cloud.availability_zone":
-			l.SrcZone = v
+			d.zone = v
 		}
 	}
+	return d
 }
 
 // show lists the connection in the dump, under the workload this side serves.

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"regexp"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/proxy"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
@@ -180,5 +183,34 @@ func TestBytesCountedWhileTheConnectionLives(t *testing.T) {
 		if v := ztest.MetricValue(t, side.reg, "istio_tcp_connections_closed_total", sel); v != 0 {
 			t.Errorf("%s closed = %v before the close", side.reporter, v)
 		}
+	}
+}
+
+// The CONNECT's 200 describes the destination in a baggage header (Rust's
+// build_response with ENABLE_RESPONSE_BAGGAGE), and not with it off.
+func TestResponseBaggage(t *testing.T) {
+	ztest.NoLeaks(t)
+	for _, tc := range []struct {
+		name string
+		off  bool
+		want string
+	}{
+		{"on", false, "k8s.cluster.name=Kubernetes,k8s.namespace.name=default,k8s.deployment.name=echo,service.name=echo,service.version=v2"},
+		{"off", true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) { // a bed per subtest: newBed holds the bed lock until cleanup
+			b := newBed(t, func(o *proxy.Options) { o.NoBaggage = tc.off })
+			cert, err := b.ca.Fetch(context.Background(), sleepID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := b.hboneClient(t, cert, "127.0.11.1", "127.0.11.1:9000", func(st *hbone.Stream) { got = st.ResponseBaggage() }); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("ENABLE_RESPONSE_BAGGAGE=%v: baggage %q, want %q", !tc.off, got, tc.want)
+			}
+		})
 	}
 }
