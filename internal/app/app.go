@@ -133,6 +133,9 @@ func (a *App) Addrs() Bound {
 // most the termination deadline. A start-up failure is returned; a clean stop is nil.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("starting ztunnel", "version", version.Get().Version, "config", jsonString(admin.EffectiveConfig(a.cfg, a.levels)))
+	for _, w := range a.cfg.Warnings {
+		a.log.Warn(w)
+	}
 	stateTask := a.ready.Register("state manager")
 	static, err := a.loadStatic()
 	if err != nil {

@@ -63,6 +63,9 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.InboundPlaintext.Port())},
 		HBONEPort:        c.Addrs.Inbound.Port(),
 	}
+	if !c.EnableProxy { // ENABLE_PROXY=false: the pod gets its DNS proxy only
+		o.Listen = proxy.Listen{HBONEPort: c.Addrs.Inbound.Port()}
+	}
 	p := proxy.New(o)
 	dnsSrv, err := a.podDNS(ctx, sockets, pod.Namespace, pod.Name, pod.UID)
 	if err != nil {

@@ -25,7 +25,9 @@ func proxyOptions(c *config.Config) proxy.Options {
 			Spread: poolSpread(c.WorkerThreads)},
 		Timeouts: proxy.Timeouts{Handshake: c.Limits.HandshakeTimeout, Idle: c.Limits.IdleTimeout,
 			HalfClosed: c.Limits.HalfClosedTimeout},
-		MaxConnections: c.Limits.MaxConnections,
+		MaxConnections:   c.Limits.MaxConnections,
+		AuthzInfoLogging: c.AuthzInfoLogging,
+		NoBaggage:        !c.ResponseBaggage,
 	}
 }
 
@@ -55,6 +57,9 @@ func hostSockets(c *config.Config) *proxy.HostSockets {
 
 // nodeListen are node mode's listeners.
 func nodeListen(c *config.Config) proxy.Listen {
+	if !c.EnableProxy {
+		return proxy.Listen{HBONEPort: c.Addrs.Inbound.Port()}
+	}
 	l := proxy.Listen{
 		Outbound:         []netip.AddrPort{c.Addrs.Outbound},
 		Inbound:          []netip.AddrPort{c.Addrs.Inbound},

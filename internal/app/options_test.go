@@ -74,3 +74,40 @@ func TestEveryHTTP2VariableReachesHBONE(t *testing.T) {
 		t.Errorf("only %d HTTP2_* variables in the table", checked)
 	}
 }
+
+// ENABLE_PROXY=false: node mode listens on none of the proxy ports (the DNS proxy and
+// the admin, stats and readiness ports stay), as Rust runs only the DNS server then.
+func TestProxyDisabledListensNowhere(t *testing.T) {
+	ztest.NoLeaks(t)
+	for _, tt := range []struct {
+		env  []string
+		want int
+	}{{nil, 3}, {[]string{"ENABLE_PROXY=false"}, 0}, {[]string{"UNSTABLE_ENABLE_SOCKS5=true", "ENABLE_PROXY=false"}, 0}} {
+		c, err := config.Load(config.Source{Env: tt.env, NumCPU: 2, IPv6: func() bool { return true }, FileExists: func(string) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := nodeListen(c)
+		if n := len(l.Outbound) + len(l.Inbound) + len(l.InboundPlaintext) + len(l.Socks5); n != tt.want {
+			t.Errorf("%v: %d proxy listeners, want %d", tt.env, n, tt.want)
+		}
+	}
+}
+
+// The env switches that shape what the proxy logs and answers reach its options.
+func TestProxySwitchesReachProxy(t *testing.T) {
+	ztest.NoLeaks(t)
+	for _, tt := range []struct {
+		env       []string
+		baggage   bool
+		authzInfo bool
+	}{{nil, true, false}, {[]string{"ENABLE_RESPONSE_BAGGAGE=false", "AUTHZ_POLICY_INFO_LOGGING=true"}, false, true}} {
+		c, err := config.Load(config.Source{Env: tt.env, NumCPU: 2, IPv6: func() bool { return true }, FileExists: func(string) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := proxyOptions(c); o.NoBaggage == tt.baggage || o.AuthzInfoLogging != tt.authzInfo {
+			t.Errorf("%v: baggage %v, info-level allows %v; want %v, %v", tt.env, !o.NoBaggage, o.AuthzInfoLogging, tt.baggage, tt.authzInfo)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package caclient_test
 
 import (
 	"crypto/x509"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,15 +12,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
-func replace(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-}
+func replace(t *testing.T, path, data string) { ztest.ReplaceFile(t, path, []byte(data)) }
 
 // CA_ROOT_CA rotated on disk keeps certificates coming without a restart: garbage is
 // refused (the roots in force stay), the new bundle rebuilds the channel, and the CA

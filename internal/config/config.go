@@ -92,6 +92,16 @@ type Config struct {
 	// or AUTOMEMLIMIT=off).
 	MemoryLimitRatio float64
 	Socks5Enabled    bool
+	// EnableProxy false runs the DNS proxy only (ENABLE_PROXY), as Rust.
+	EnableProxy bool
+	// AuthzInfoLogging logs allowed authorization decisions at info, not debug.
+	AuthzInfoLogging bool
+	// ResponseBaggage sends a baggage header describing the destination on inbound's
+	// 200 and reads the request's (ENABLE_RESPONSE_BAGGAGE, Rust enable_enhanced_baggage).
+	ResponseBaggage bool
+	// Warnings are environment variables that look like ztunnel's but are not read
+	// (typos): start-up logs each.
+	Warnings []string
 
 	// DNS is the DNS proxy (15053); its listen addresses are in Addrs.
 	DNS DNS

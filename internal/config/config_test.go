@@ -53,7 +53,7 @@ func TestDefaultsInCluster(t *testing.T) {
 		ProxyMetadata: map[string]string{}, ProxyMetadataJSON: map[string]string{},
 		LogFormat: "plain", LogLevel: "info",
 		DNS:   DNS{Enabled: true, ResolvConf: "/etc/resolv.conf"},
-		Addrs: addresses(true),
+		Addrs: addresses(true), EnableProxy: true, ResponseBaggage: true,
 	}
 	want.Addrs.DNS = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15053")}
 	want.Addrs.DNSOptional = []netip.AddrPort{netip.MustParseAddrPort("[::1]:15053")}
@@ -212,6 +212,9 @@ var parseCases = []struct {
 	{"AUTOMEMLIMIT=0.5", func(c *Config) bool { return c.MemoryLimitRatio == 0.5 }, "AUTOMEMLIMIT=2"},
 	{"AUTOMEMLIMIT=off", func(c *Config) bool { return c.MemoryLimitRatio == 0 }, "AUTOMEMLIMIT=none"},
 	{"GOMEMLIMIT=200MiB", func(c *Config) bool { return c.MemoryLimitRatio == 0 }, ""},
+	{"ENABLE_PROXY=false", func(c *Config) bool { return !c.EnableProxy && c.DNS.Enabled }, "ENABLE_PROXY=off"},
+	{"ENABLE_RESPONSE_BAGGAGE=false", func(c *Config) bool { return !c.ResponseBaggage }, "ENABLE_RESPONSE_BAGGAGE=maybe"},
+	{"AUTHZ_POLICY_INFO_LOGGING=true", func(c *Config) bool { return c.AuthzInfoLogging }, "AUTHZ_POLICY_INFO_LOGGING=loud"},
 	{"UNSTABLE_ENABLE_SOCKS5=true", func(c *Config) bool { return c.Socks5Enabled }, "UNSTABLE_ENABLE_SOCKS5=1.0"},
 	{"ISTIO_META_DNS_CAPTURE=FALSE", func(c *Config) bool { return !c.DNS.Enabled && c.ProxyMetadata["DNS_CAPTURE"] == "FALSE" }, ""},
 	{"ISTIO_META_DNS_CAPTURE=True", func(c *Config) bool { return c.DNS.Enabled }, ""},

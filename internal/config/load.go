@@ -68,6 +68,10 @@ func (r *reader) loadAll() *Config {
 		c.Addrs.Stats = netip.AddrPortFrom(c.Addrs.Stats.Addr(), *p)
 	}
 	c.Addrs.DNS, c.Addrs.DNSOptional = r.dnsAddrs(c.IPv6Enabled)
+	if !c.EnableProxy && !c.DNS.Enabled {
+		r.fail("ENABLE_PROXY", "false", errors.New("and the DNS proxy is off (ISTIO_META_DNS_CAPTURE): ztunnel would run no server"))
+	}
+	c.Warnings = r.typos()
 	return c
 }
 
@@ -225,6 +229,9 @@ func (r *reader) loadNetwork(c *Config) {
 	}
 	c.UserTimeout = r.boolean("USER_TIMEOUT_ENABLED", false)
 	c.Socks5Enabled = r.boolean("UNSTABLE_ENABLE_SOCKS5", c.Standalone)
+	c.EnableProxy = r.boolean("ENABLE_PROXY", true)
+	c.AuthzInfoLogging = r.boolean("AUTHZ_POLICY_INFO_LOGGING", false)
+	c.ResponseBaggage = r.boolean("ENABLE_RESPONSE_BAGGAGE", true)
 	r.has("ISTIO_META_DNS_CAPTURE") // read through the merged metadata
 	v, set := c.ProxyMetadata["DNS_CAPTURE"]
 	c.DNS = DNS{

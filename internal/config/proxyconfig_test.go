@@ -68,3 +68,31 @@ defaultConfig:
 		})
 	}
 }
+
+// A variable that looks like one of ztunnel's and is not gets a warning naming it and
+// the one probably meant; the kubelet's service variables and others' do not.
+func TestTyposWarned(t *testing.T) {
+	ztest.NoLeaks(t)
+	c := mustLoad(t, "XDS_ADRESS=istiod:15012", "SECRET_TLL=12h", "POOL_MAX_STREAMS=10", "CA_ROOT=x",
+		"KUBERNETES_SERVICE_PORT=443", "ISTIOD_PORT_15012_TCP_ADDR=10.0.0.1", "ZTUNNEL_SERVICE_HOST=10.0.0.2",
+		"HOSTNAME=node-a", "RUST_BACKTRACE=1", "GOMAXPROCS=2", "XDS_HEADER_X=1", "ISTIO_META_FOO=1")
+	want := []string{
+		"CA_ROOT is not a variable ztunnel reads: did you mean CA_ROOT_CA?",
+		"POOL_MAX_STREAMS is not a variable ztunnel reads (the README lists those it does)",
+		"SECRET_TLL is not a variable ztunnel reads: did you mean SECRET_TTL?",
+		"XDS_ADRESS is not a variable ztunnel reads: did you mean XDS_ADDRESS?",
+	}
+	if strings.Join(c.Warnings, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(c.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// ENABLE_PROXY=false with the DNS proxy off would run nothing: Rust's validate_config
+// refuses it, so does Load, naming the variable.
+func TestNothingToRunRefused(t *testing.T) {
+	ztest.NoLeaks(t)
+	_, err := load(t, true, "ENABLE_PROXY=false", "ISTIO_META_DNS_CAPTURE=false")
+	if err == nil || !strings.Contains(err.Error(), "ENABLE_PROXY") {
+		t.Errorf("Load = %v, want an error naming ENABLE_PROXY", err)
+	}
+}

@@ -28,12 +28,18 @@ func TestReadmeTableMatchesVariables(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(data), "\n")
+	// The configuration table is the first run of rows that start with a backquoted name;
+	// later tables of that shape are prose.
 	first, n := -1, 0
 	for i, line := range lines {
-		if strings.HasPrefix(line, "| `") {
-			if first < 0 {
-				first = i
-			}
+		row := strings.HasPrefix(line, "| `")
+		if row && first < 0 {
+			first = i
+		}
+		if first >= 0 && !row {
+			break
+		}
+		if row {
 			n++
 		}
 	}

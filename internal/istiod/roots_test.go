@@ -62,12 +62,7 @@ func TestRootsFollowTheFile(t *testing.T) {
 	a, _ := ca.New("a", time.Hour, nil)
 	b, _ := ca.New("b", time.Hour, nil)
 	file := filepath.Join(t.TempDir(), "root-cert.pem")
-	write := func(data string) {
-		if err := os.WriteFile(file+".tmp", []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.Rename(file+".tmp", file)
-	}
+	write := func(data string) { ztest.ReplaceFile(t, file, []byte(data)) }
 	load := func() (*x509.CertPool, error) {
 		data, err := os.ReadFile(file)
 		if err != nil {

@@ -65,13 +65,7 @@ func (cb *crlBed) revokeSerials(t *testing.T, node int, serials ...*big.Int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp := cb.files[node] + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, cb.files[node]); err != nil {
-		t.Fatal(err)
-	}
+	ztest.ReplaceFile(t, cb.files[node], data)
 }
 
 // A client revoked while its tunnel is open: node B closes the tunnel within one CRL

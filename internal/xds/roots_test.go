@@ -1,7 +1,6 @@
 package xds_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,16 +14,7 @@ import (
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
 
-// writeAtomically replaces path as a ConfigMap update does: a new file renamed over it.
-func writeAtomically(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-}
+func writeAtomically(t *testing.T, path, data string) { ztest.ReplaceFile(t, path, []byte(data)) }
 
 // The mesh root rotates on disk while ztunnel runs: a bundle that no longer parses is
 // refused (the stream stays up under the roots in force), the new bundle rebuilds the
