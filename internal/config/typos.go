@@ -30,9 +30,7 @@ func (r *reader) typos() []string {
 			own = own || strings.HasPrefix(k, p)
 		}
 		switch {
-		case dist <= 2 && len(k) >= 6:
-			out = append(out, fmt.Sprintf("%s is not a variable ztunnel reads: did you mean %s?", k, best))
-		case own && dist <= max(3, len(k)/3):
+		case dist <= 2 && len(k) >= 6, own && dist <= max(3, len(k)/3):
 			out = append(out, fmt.Sprintf("%s is not a variable ztunnel reads: did you mean %s?", k, best))
 		case own:
 			out = append(out, fmt.Sprintf("%s is not a variable ztunnel reads (the README lists those it does)", k))
