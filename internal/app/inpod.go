@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"net/netip"
 	"sync"
 
 	"github.com/ztunnel-go/ztunnel/internal/certmgr"
@@ -50,22 +49,13 @@ func (p *podProxy) Done() <-chan struct{} { return p.done }
 func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(context.Context, string) error,
 	pod identity.Workload, ns *netns.NS) (inpod.Running, error) {
 	c := a.cfg
-	wild := c.Addrs.Inbound.Addr() // [::] or 0.0.0.0, as configured
 	sockets := hostSockets(c)
 	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
 	o := proxyOptions(c)
 	o.State, o.Certs, o.Sockets, o.Authz, o.Demand, o.Drain = a.store, certs, sockets, a.authz, demand, a.drain
 	o.Pod, o.Traffic, o.Conns, o.ConnLimit, o.Logger = &pod, a.traffic, a.conns, a.connCap, logging.Scoped(a.log, "proxy")
 	o.TLS, o.CRL = a.tls, a.crl
-	o.Listen = proxy.Listen{
-		Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
-		Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},
-		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.InboundPlaintext.Port())},
-		HBONEPort:        c.Addrs.Inbound.Port(),
-	}
-	if !c.EnableProxy { // ENABLE_PROXY=false: the pod gets its DNS proxy only
-		o.Listen = proxy.Listen{HBONEPort: c.Addrs.Inbound.Port()}
-	}
+	o.Listen = podListen(c)
 	p := proxy.New(o)
 	dnsSrv, err := a.podDNS(ctx, sockets, pod.Namespace, pod.Name, pod.UID)
 	if err != nil {

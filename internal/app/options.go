@@ -55,10 +55,29 @@ func hostSockets(c *config.Config) *proxy.HostSockets {
 	}
 }
 
+// dnsOnly is the proxy's Listen under ENABLE_PROXY=false: no listener (the DNS proxy
+// runs beside it), the HBONE port still known for the dump.
+func dnsOnly(c *config.Config) proxy.Listen { return proxy.Listen{HBONEPort: c.Addrs.Inbound.Port()} }
+
+// podListen are a pod's listeners, on the configured wildcard ([::] or 0.0.0.0)
+// inside its netns.
+func podListen(c *config.Config) proxy.Listen {
+	if !c.EnableProxy {
+		return dnsOnly(c)
+	}
+	wild := c.Addrs.Inbound.Addr()
+	return proxy.Listen{
+		Outbound:         []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Outbound.Port())},
+		Inbound:          []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.Inbound.Port())},
+		InboundPlaintext: []netip.AddrPort{netip.AddrPortFrom(wild, c.Addrs.InboundPlaintext.Port())},
+		HBONEPort:        c.Addrs.Inbound.Port(),
+	}
+}
+
 // nodeListen are node mode's listeners.
 func nodeListen(c *config.Config) proxy.Listen {
 	if !c.EnableProxy {
-		return proxy.Listen{HBONEPort: c.Addrs.Inbound.Port()}
+		return dnsOnly(c)
 	}
 	l := proxy.Listen{
 		Outbound:         []netip.AddrPort{c.Addrs.Outbound},

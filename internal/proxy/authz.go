@@ -19,7 +19,9 @@ func (p *Proxy) authorize(log *slog.Logger, c rbac.Conn, dst *state.Workload) bo
 	d := p.deps.Authz.Authorize(context.Background(), c, dst.Uid)
 	logDryRun(log, d)
 	if d.Allow {
-		log.Log(context.Background(), p.policyLevel(), "RBAC allowed", "conn", connString(c), "reason", d.String())
+		if lvl := p.policyLevel(); log.Enabled(context.Background(), lvl) { // no formatting per connection when off
+			log.Log(context.Background(), lvl, "RBAC allowed", "conn", connString(c), "reason", d.String())
+		}
 		return true
 	}
 	log.Info("RBAC rejected", "conn", connString(c), "reason", d.String())
