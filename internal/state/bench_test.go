@@ -45,7 +45,7 @@ func BenchmarkServiceByVIP(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if snap.ServiceByVIP("", addr) == nil {
+				if snap.ServiceByVIP("", addr, "") == nil {
 					b.Fatal("miss")
 				}
 			}

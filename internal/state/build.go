@@ -12,8 +12,9 @@ import (
 	"istio.io/istio/pkg/workloadapi/security"
 )
 
-// build derives every index from the primary maps. Where two resources claim one
-// address, the one inserted last wins, as in Rust ztunnel.
+// build derives every index from the primary maps. Where two workloads claim one
+// address, the one inserted last wins, as in Rust ztunnel; services sharing a VIP or a
+// hostname are all kept, oldest first, for BestService to choose among.
 func build(wls map[string]*Workload, svcs map[string]*Service, pols map[string]*security.Authorization) *Snapshot {
 	s := &Snapshot{
 		stale:           make(chan struct{}),
@@ -23,8 +24,8 @@ func build(wls map[string]*Workload, svcs map[string]*Service, pols map[string]*
 		workloadsByHost: map[string][]*Workload{},
 		servicesByKey:   make(map[string]*Service, len(svcs)),
 		servicesByHost:  make(map[string][]*Service, len(svcs)),
-		servicesByVIP:   make(map[NetAddr]*Service, len(svcs)),
-		cidrs:           map[NetPrefix]*Service{},
+		servicesByVIP:   make(map[NetAddr][]*Service, len(svcs)),
+		cidrs:           map[NetPrefix][]*Service{},
 		staged:          map[string][]*Endpoint{},
 		policies:        make(map[string]*security.Authorization, len(pols)),
 		policiesByNS:    map[string][]string{},
@@ -72,18 +73,16 @@ func (s *Snapshot) indexServices(svcs map[string]*Service) {
 		s.services = append(s.services, &svc)
 	}
 	slices.SortFunc(s.services, func(a, b *Service) int { return cmp.Compare(a.Key, b.Key) })
+	byAge := slices.Clone(s.services)
+	slices.SortStableFunc(byAge, func(a, b *Service) int { return cmp.Compare(a.seq, b.seq) })
 	var bits4, bits6 []int
-	for _, svc := range s.services {
+	for _, svc := range byAge {
 		s.servicesByHost[svc.Hostname] = append(s.servicesByHost[svc.Hostname], svc)
 		for _, v := range svc.VIPs {
-			if old := s.servicesByVIP[v]; old == nil || old.seq < svc.seq {
-				s.servicesByVIP[v] = svc
-			}
+			s.servicesByVIP[v] = append(s.servicesByVIP[v], svc)
 		}
 		for _, c := range svc.CIDRs {
-			if old := s.cidrs[c]; old == nil || old.seq < svc.seq {
-				s.cidrs[c] = svc
-			}
+			s.cidrs[c] = append(s.cidrs[c], svc)
 			if c.Prefix.Addr().Is4() {
 				bits4 = append(bits4, c.Prefix.Bits())
 			} else {

@@ -17,9 +17,9 @@ type Snapshot struct {
 	workloadsByName map[string]*Workload   // namespace/name, for pods named by istio-cni
 	workloadsByHost map[string][]*Workload // by hostname (headless pods, DNS workloads), sorted by uid
 	servicesByKey   map[string]*Service
-	servicesByHost  map[string][]*Service // sorted by namespace
-	servicesByVIP   map[NetAddr]*Service
-	cidrs           map[NetPrefix]*Service
+	servicesByHost  map[string][]*Service  // oldest first, as Rust's by_host
+	servicesByVIP   map[NetAddr][]*Service // oldest first: several namespaces may share a VIP
+	cidrs           map[NetPrefix][]*Service
 	cidrBits4       []int // distinct IPv4 CIDR VIP lengths, longest first
 	cidrBits6       []int
 	staged          map[string][]*Endpoint // endpoints of services not (yet) known, by service key
@@ -53,36 +53,14 @@ func (s *Snapshot) WorkloadByAddr(network string, ip netip.Addr) *Workload {
 	return s.workloadsByAddr[NetAddr{network, ip.Unmap()}]
 }
 
-// ServiceByVIP returns the service with that VIP: an exact VIP first, else the CIDR VIP
-// with the longest prefix containing ip.
-func (s *Snapshot) ServiceByVIP(network string, ip netip.Addr) *Service {
-	ip = ip.Unmap()
-	if svc := s.servicesByVIP[NetAddr{network, ip}]; svc != nil {
-		return svc
-	}
-	bits := s.cidrBits4
-	if ip.Is6() {
-		bits = s.cidrBits6
-	}
-	for _, n := range bits {
-		p, err := ip.Prefix(n)
-		if err != nil {
-			continue
-		}
-		if svc := s.cidrs[NetPrefix{network, p}]; svc != nil {
-			return svc
-		}
-	}
-	return nil
-}
-
 // ServiceByKey returns the service namespace/hostname, or nil.
 func (s *Snapshot) ServiceByKey(key string) *Service { return s.servicesByKey[key] }
 
 // WorkloadsByHostname returns the workloads that carry that hostname, for the DNS proxy.
 func (s *Snapshot) WorkloadsByHostname(host string) []*Workload { return s.workloadsByHost[host] }
 
-// ServicesByHost returns every service with that hostname (one per namespace).
+// ServicesByHost returns every service with that hostname (one per namespace), oldest
+// first.
 func (s *Snapshot) ServicesByHost(host string) []*Service { return s.servicesByHost[host] }
 
 // Policy returns the policy namespace/name, or nil.

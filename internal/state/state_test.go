@@ -40,7 +40,7 @@ func TestVIPToEndpointsWithPortTranslation(t *testing.T) {
 	b := ztest.WithService(ztest.Workload("default", "httpbin-b", "10.244.1.8"), "default/httpbin.default.svc.cluster.local", 8000, 0)
 	apply(t, s, svc, a, b)
 
-	got := s.Snapshot().ServiceByVIP("", ip("10.96.130.105"))
+	got := s.Snapshot().ServiceByVIP("", ip("10.96.130.105"), "")
 	if got == nil || len(got.Endpoints) != 2 {
 		t.Fatalf("service by VIP = %+v", got)
 	}
@@ -86,12 +86,12 @@ func TestCIDRVIPLongestPrefix(t *testing.T) {
 		{"::ffff:10.1.9.9", "narrow"}, // v4-mapped
 	}
 	for _, tt := range tests {
-		got := snap.ServiceByVIP("", ip(tt.ip))
+		got := snap.ServiceByVIP("", ip(tt.ip), "")
 		if name := nameOf(got); name != tt.want {
 			t.Errorf("ServiceByVIP(%s) = %q, want %q", tt.ip, name, tt.want)
 		}
 	}
-	if snap.ServiceByVIP("other-net", ip("10.1.2.3")) != nil {
+	if snap.ServiceByVIP("other-net", ip("10.1.2.3"), "") != nil {
 		t.Error("VIPs are per network")
 	}
 }
@@ -163,7 +163,7 @@ func TestRemovedWorkloadLeavesNoTrace(t *testing.T) {
 	}
 	s.Apply(state.Update{RemovedAddresses: []string{key}})
 	snap = s.Snapshot()
-	if snap.ServiceByKey(key) != nil || snap.ServiceByVIP("", ip("10.96.0.1")) != nil ||
+	if snap.ServiceByKey(key) != nil || snap.ServiceByVIP("", ip("10.96.0.1"), "") != nil ||
 		len(snap.ServicesByHost("svc.ns.svc.cluster.local")) != 0 {
 		t.Error("service still indexed")
 	}
@@ -291,8 +291,8 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 	wip, vip, cip := ip("10.0.3.7"), ip("10.96.0.7"), ip("10.200.1.1")
 	allocs := testing.AllocsPerRun(1000, func() {
 		_ = snap.WorkloadByAddr("", wip)
-		_ = snap.ServiceByVIP("", vip)
-		_ = snap.ServiceByVIP("", cip)
+		_ = snap.ServiceByVIP("", vip, "")
+		_ = snap.ServiceByVIP("", cip, "")
 		_ = snap.WorkloadByUID("Kubernetes//Pod/ns/w-7")
 		_ = snap.ServiceByKey("ns/s7.ns.svc.cluster.local")
 	})
