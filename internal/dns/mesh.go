@@ -3,6 +3,7 @@ package dns
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 
 	mdns "github.com/miekg/dns"
@@ -91,35 +92,18 @@ func (m *Mesh) match(snap *state.Snapshot, client *state.Workload, host string, 
 	return false
 }
 
-// bestService is Rust's find_server filter and ServiceMatch::find_best_match: services
-// without a VIP count only when they are Kubernetes headless services (their hostname
-// under .svc.<domain>); VIP-less ServiceEntries are left to upstream DNS. Among the rest
-// visible to the client, its own namespace wins, then a canonical service, then the
-// preferred namespace, then the first.
+// bestService is Rust's find_server filter then ServiceMatch::find_best_match
+// (state.BestService): services without a VIP count only when they are Kubernetes
+// headless services (their hostname under .svc.<domain>); VIP-less ServiceEntries are
+// left to upstream DNS.
 func (m *Mesh) bestService(svcs []*state.Service, clientNS string) *state.Service {
-	var best *state.Service
-	bestRank := 0
-	for _, s := range svcs {
-		if len(s.VIPs) == 0 && !strings.HasSuffix(s.Hostname, ".svc."+m.Domain) {
-			continue
-		}
-		if s.Visibility == workloadapi.Service_NAMESPACE && s.Namespace != clientNS {
-			continue
-		}
-		rank := 1
-		switch {
-		case s.Namespace == clientNS:
-			return s
-		case s.Canonical:
-			rank = 3
-		case m.PreferredNamespace != "" && s.Namespace == m.PreferredNamespace:
-			rank = 2
-		}
-		if rank > bestRank {
-			best, bestRank = s, rank
-		}
+	leftUpstream := func(s *state.Service) bool {
+		return len(s.VIPs) == 0 && !strings.HasSuffix(s.Hostname, ".svc."+m.Domain)
 	}
-	return best
+	if slices.ContainsFunc(svcs, leftUpstream) {
+		svcs = slices.DeleteFunc(slices.Clone(svcs), leftUpstream)
+	}
+	return state.BestService(svcs, clientNS, m.PreferredNamespace)
 }
 
 // records fills in the addresses of the matched name for qtype, shuffled for DNS load

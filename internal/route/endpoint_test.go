@@ -22,7 +22,10 @@ func endpoint(name, ip, zone string, capacity *uint32) *workloadapi.Workload {
 	return w
 }
 
-func TestPickEndpoint(t *testing.T) {
+// TestLoadBalance pins Rust ProxyState::load_balance (test_load_balance): capacity as
+// weight, FAILOVER keeping the best-ranked endpoints, STRICT only those matching every
+// scope.
+func TestLoadBalance(t *testing.T) {
 	ztest.NoLeaks(t)
 	zero, heavy := uint32(0), uint32(1000)
 	prefs := []workloadapi.LoadBalancing_Scope{workloadapi.LoadBalancing_REGION, workloadapi.LoadBalancing_ZONE}
@@ -60,8 +63,9 @@ func TestPickEndpoint(t *testing.T) {
 			snap := s.Snapshot()
 			src := snap.WorkloadByUID(client.Uid)
 			got := map[string]bool{}
+			r := Router{Rand: cycle()}
 			for range 50 {
-				w, port, err := pickEndpoint(snap, snap.ServiceByKey(svcKey), src, 80)
+				w, port, err := r.loadBalance(snap, src, snap.ServiceByKey(svcKey), 80, standard)
 				if tt.empty {
 					if err == nil {
 						t.Fatalf("chose %s, want no endpoint", w.Name)
@@ -82,5 +86,15 @@ func TestPickEndpoint(t *testing.T) {
 				t.Errorf("chose %v over 50 picks, want all of %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// cycle draws 0, 1, 2, … modulo n: every weight slot in turn, so that a table sees each
+// choice a weighted pick can make without depending on chance.
+func cycle() func(uint64) uint64 {
+	var i uint64
+	return func(n uint64) uint64 {
+		i++
+		return (i - 1) % n
 	}
 }

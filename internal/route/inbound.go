@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+
+	"istio.io/istio/pkg/workloadapi"
 
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
@@ -45,8 +48,12 @@ func (r Router) Inbound(snap *state.Snapshot, local netip.Addr, c Connect) (Inbo
 		if port, err = hostnameTarget(snap, w, c.Host, c.Port); err != nil {
 			return Inbound{}, err
 		}
-	} else if c.Addr.Addr() != local && !servesAsWaypoint(snap, w, c.Addr.Addr()) {
-		return Inbound{}, fmt.Errorf("%w: ip mismatch: %s is not %s", ErrMalformed, c.Addr.Addr(), local)
+	} else if c.Addr.Addr() != local {
+		ok, key := servesAsWaypoint(snap, w, local, c.Addr.Addr())
+		if !ok {
+			_, err := r.miss(key, Plan{}, fmt.Errorf("%w: ip mismatch: %s is not %s", ErrMalformed, c.Addr.Addr(), local))
+			return Inbound{}, err
+		}
 	}
 	if r.IsOwnPort(port) {
 		return Inbound{}, fmt.Errorf("port %d is ztunnel's own", port)
@@ -61,13 +68,13 @@ func addressedService(snap *state.Snapshot, c Connect, w *state.Workload) *state
 	if c.ForwardedHost != "" {
 		host = c.ForwardedHost
 	}
-	return ServiceByHost(snap, host, w.Namespace)
+	return snap.ServiceByHost(host, w.Namespace)
 }
 
 // hostnameTarget resolves host:servicePort to w's target port, preferring the service
 // in w's own namespace.
 func hostnameTarget(snap *state.Snapshot, w *state.Workload, host string, port uint16) (uint16, error) {
-	svc := ServiceByHost(snap, host, w.Namespace)
+	svc := snap.ServiceByHost(host, w.Namespace)
 	if svc == nil {
 		return 0, fmt.Errorf("unknown service %s", host)
 	}
@@ -82,14 +89,34 @@ func hostnameTarget(snap *state.Snapshot, w *state.Workload, host string, port u
 	return uint16(target), nil
 }
 
-// servesAsWaypoint reports whether w is the waypoint of the service or workload at ip,
-// the one case where a CONNECT may name another address than the one it reached.
-func servesAsWaypoint(snap *state.Snapshot, w *state.Workload, ip netip.Addr) bool {
-	if svc := snap.ServiceByVIP(w.Network, ip); svc != nil && svc.Waypoint != nil {
-		return isWaypoint(snap, w, svc.Waypoint)
+// servesAsWaypoint is Rust validate_destination for a CONNECT naming ip while it
+// reached local: allowed when w has an application tunnel (the app reads the target
+// from the PROXY header), or when the service or workload at ip has w as its waypoint
+// (for a service, its waypoint or one of its weighted waypoints).
+// key names ip for an on-demand lookup when nothing is known there.
+func servesAsWaypoint(snap *state.Snapshot, w *state.Workload, local, ip netip.Addr) (bool, string) {
+	if w.ApplicationTunnel != nil {
+		return true, ""
 	}
-	if t := snap.WorkloadByAddr(w.Network, ip); t != nil && t.Waypoint != nil {
-		return isWaypoint(snap, w, t.Waypoint)
+	var gws []*workloadapi.GatewayAddress
+	if t := snap.WorkloadByAddr(w.Network, ip); t != nil {
+		gws = append(gws, t.Waypoint)
+	} else if svc := snap.ServiceByVIP(w.Network, ip, ""); svc != nil {
+		gws = append(gws, svc.Waypoint)
+		for _, ww := range svc.WeightedWaypoints { // beyond Rust: each of a canary's waypoints
+			gws = append(gws, ww.Destination)
+		}
+	} else {
+		return false, w.Network + "/" + ip.String()
 	}
-	return false
+	for _, gw := range gws {
+		if gw == nil {
+			continue
+		}
+		ww, svc, _ := gatewayTarget(snap, gw)
+		if svc != nil && svc.Endpoint(w.Uid) != nil || ww != nil && slices.Contains(ww.IPs, local.Unmap()) {
+			return true, ""
+		}
+	}
+	return false, ""
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"istio.io/istio/pkg/workloadapi"
 
@@ -16,8 +15,8 @@ import (
 type Kind int
 
 const (
-	// Passthrough is plain TCP to an address the mesh does not know, or to a
-	// PASSTHROUGH service's VIP.
+	// Passthrough is plain TCP to an address the mesh does not know (or does not show
+	// this client), or to a PASSTHROUGH service's VIP.
 	Passthrough Kind = iota
 	// Direct is plain TCP to a known workload that does not speak HBONE.
 	Direct
@@ -43,105 +42,148 @@ type Plan struct {
 	ServiceHost string          // the service the client addressed, for forwarded;host=
 	Service     *state.Service  // that service, for telemetry
 	Dst         *state.Workload // the workload dialed, when known
+	// Resolve is the hostname of a workload known by name only (a ServiceEntry with
+	// DNS resolution): the proxy resolves it when it connects (Rust
+	// resolve_on_demand_dns) and dials Resolved(ip). Dial's address is not valid then.
+	Resolve string
+	appPort uint16 // the app's port, for Resolved
+	// Why, when the Router explains, are the decisions taken, in order.
+	Why []string
 }
 
 // HBONE reports a plan carried in an HBONE tunnel.
 func (p Plan) HBONE() bool { return p.Kind == Tunnel || p.Kind == Waypoint }
 
-// ErrNoEndpoint refuses a connection to a service with no endpoint that can take it.
-var ErrNoEndpoint = errors.New("no healthy endpoint")
-
-// Outbound decides where dst goes for src: a service VIP is load-balanced over its
-// endpoints (or sent to its waypoint), a mesh workload gets HBONE (or its waypoint),
-// a non-HBONE workload or an address unknown to the mesh gets plain TCP. An error is
-// a refusal, naming why.
-func (r Router) Outbound(snap *state.Snapshot, src *state.Workload, dst netip.AddrPort) (Plan, error) {
-	network := src.Network
-	if svc := snap.ServiceByVIP(network, dst.Addr()); svc != nil {
-		if svc.Waypoint != nil && !isWaypoint(snap, src, svc.Waypoint) {
-			pl, err := r.viaWaypoint(snap, src, svc.Waypoint, dst)
-			pl.Service = svc
-			return pl, err
-		}
-		if svc.LoadBalancing.GetMode() == workloadapi.LoadBalancing_PASSTHROUGH {
-			return Plan{Kind: Passthrough, Dial: dst}, nil
-		}
-		w, port, err := pickEndpoint(snap, svc, src, dst.Port())
-		if err != nil {
-			return Plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
-		}
-		pl := r.toWorkload(w, port, sans(svc))
-		pl.ServiceHost, pl.Service = svc.Hostname, svc
-		return pl, nil
+// Resolved is the plan once its hostname resolved to ip: the same ports, that address.
+func (p Plan) Resolved(ip netip.Addr) Plan {
+	if p.Kind == Tunnel {
+		p.Authority = netip.AddrPortFrom(ip, p.appPort).String()
 	}
-	w := snap.WorkloadByAddr(network, dst.Addr())
-	if w == nil {
+	p.Dial = netip.AddrPortFrom(ip, p.Dial.Port())
+	p.Resolve = ""
+	return p
+}
+
+var (
+	// ErrNoEndpoint refuses a connection to a service with no endpoint that can take it
+	// (Rust NoHealthyUpstream).
+	ErrNoEndpoint = errors.New("no healthy endpoint")
+	// ErrOtherNetwork refuses an endpoint on another network: its pod IP is never
+	// dialled, only its network gateway could reach it.
+	ErrOtherNetwork = errors.New("destination is on another network")
+)
+
+// Outbound is Rust Outbound::build_request: where dst goes for workload src calling
+// from srcIP. A VIP visible to src's namespace is its service's: its waypoint (a
+// weighted one sampled), a PASSTHROUGH to the VIP, or an endpoint by load_balance. A
+// pod IP is its workload's: its waypoint unless src is that waypoint, else HBONE or
+// TCP. Anything else passes through. An error is a refusal, naming why; with OnDemand
+// a *Missing asks for a resource first.
+func (r Router) Outbound(snap *state.Snapshot, src *state.Workload, srcIP netip.Addr, dst netip.AddrPort) (Plan, error) {
+	e := r.explainer()
+	network := src.Network
+	if svc := snap.ServiceByVIP(network, dst.Addr(), src.Namespace); svc != nil {
+		e.add("%s is a VIP of service %s (visible to namespace %s)", dst.Addr(), svc.Key, src.Namespace)
+		pl, err := r.toService(snap, src, svc, dst, e)
+		pl.Why = e.list()
+		return pl, err
+	}
+	if w := snap.WorkloadByAddr(network, dst.Addr()); w != nil {
+		e.add("%s is workload %s", dst.Addr(), w.Uid)
+		pl, err := r.toAddressed(snap, src, srcIP, w, dst, e)
+		pl.Why = e.list()
+		return pl, err
+	}
+	e.hidden(snap, network, dst.Addr(), src.Namespace)
+	e.add("passthrough: %s is unknown to the mesh", dst.Addr())
+	return r.miss(network+"/"+dst.Addr().String(), Plan{Kind: Passthrough, Dial: dst, Why: e.list()}, nil)
+}
+
+// toService routes a service-addressed connection.
+func (r Router) toService(snap *state.Snapshot, src *state.Workload, svc *state.Service, dst netip.AddrPort, e *explainer) (Plan, error) {
+	if gw := r.serviceWaypoint(svc, e); gw != nil && !r.isWaypoint(snap, src, gw) {
+		pl, err := r.viaWaypoint(snap, src, gw, dst, e)
+		pl.Service = svc
+		return pl, err
+	}
+	if svc.LoadBalancing.GetMode() == workloadapi.LoadBalancing_PASSTHROUGH {
+		e.add("passthrough: the service's load balancing is PASSTHROUGH")
 		return Plan{Kind: Passthrough, Dial: dst}, nil
 	}
-	if w.Waypoint != nil && !isWaypoint(snap, src, w.Waypoint) {
-		return r.viaWaypoint(snap, src, w.Waypoint, dst)
-	}
-	return r.toWorkload(w, dst.Port(), nil), nil
-}
-
-// toWorkload reaches w on port: HBONE to its ztunnel when it speaks HBONE, else TCP.
-func (r Router) toWorkload(w *state.Workload, port uint16, extraIDs []identity.Identity) Plan {
-	ip := w.IPs[0]
-	target := netip.AddrPortFrom(ip, port)
-	if w.TunnelProtocol != workloadapi.TunnelProtocol_HBONE {
-		return Plan{Kind: Direct, Dial: target, Dst: w}
-	}
-	return Plan{Kind: Tunnel, Dial: netip.AddrPortFrom(ip, r.hbonePort()), Authority: target.String(),
-		Expected: append([]identity.Identity{WorkloadID(w)}, extraIDs...), Dst: w}
-}
-
-func (r Router) viaWaypoint(snap *state.Snapshot, src *state.Workload, gw *workloadapi.GatewayAddress, dst netip.AddrPort) (Plan, error) {
-	w, extra, err := waypointWorkload(snap, src, gw)
+	w, port, err := r.loadBalance(snap, src, svc, dst.Port(), standard)
 	if err != nil {
-		return Plan{}, fmt.Errorf("waypoint: %w", err)
+		return Plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
 	}
-	port := uint16(gw.HboneMtlsPort)
-	if port == 0 {
-		port = r.hbonePort()
+	e.add("endpoint %s chosen (load balancing %s), target port %d", w.Uid, lbMode(svc), port)
+	pl, err := r.toWorkload(w, src, port, dst.Addr(), svc.IpFamilies, sans(svc), e)
+	if err != nil {
+		return Plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
 	}
-	return Plan{Kind: Waypoint, Dial: netip.AddrPortFrom(w.IPs[0], port), Authority: dst.String(),
-		Expected: append([]identity.Identity{WorkloadID(w)}, extra...), Dst: w}, nil
+	pl.ServiceHost, pl.Service = svc.Hostname, svc
+	return pl, nil
 }
 
-// waypointWorkload finds the workload serving as waypoint gw, and the identities its
-// service allows besides the workload's own.
-func waypointWorkload(snap *state.Snapshot, src *state.Workload, gw *workloadapi.GatewayAddress) (*state.Workload, []identity.Identity, error) {
-	var svc *state.Service
-	if a := gw.GetAddress(); a != nil {
-		ip, _ := netip.AddrFromSlice(a.Address)
-		if w := snap.WorkloadByAddr(a.Network, ip); w != nil {
-			return w, nil, nil
+// toAddressed routes a connection to a pod IP: through the workload's waypoint unless
+// src is that waypoint (Rust check_from_waypoint), else to the workload.
+func (r Router) toAddressed(snap *state.Snapshot, src *state.Workload, srcIP netip.Addr, w *state.Workload, dst netip.AddrPort, e *explainer) (Plan, error) {
+	if w.Waypoint != nil {
+		from, err := r.fromWaypoint(snap, w.Waypoint, WorkloadID(src), srcIP)
+		if err != nil {
+			return Plan{}, err
 		}
-		svc = snap.ServiceByVIP(a.Network, ip)
-	} else if h := gw.GetHostname(); h != nil {
-		svc = snap.ServiceByKey(h.Namespace + "/" + h.Hostname)
+		if !from {
+			return r.viaWaypoint(snap, src, w.Waypoint, dst, e)
+		}
+		e.add("the source is the workload's waypoint: sent on, not back to it")
 	}
-	if svc == nil {
-		return nil, nil, fmt.Errorf("%v not found", gw)
-	}
-	w, _, err := pickEndpoint(snap, svc, src, 0)
-	return w, sans(svc), err
+	return r.toWorkload(w, src, dst.Port(), dst.Addr(), workloadapi.IPFamilies_AUTOMATIC, nil, e)
 }
 
-// isWaypoint reports whether src is the waypoint gw itself: its own egress must not be
-// sent back to it.
-func isWaypoint(snap *state.Snapshot, src *state.Workload, gw *workloadapi.GatewayAddress) bool {
-	if a := gw.GetAddress(); a != nil {
-		ip, _ := netip.AddrFromSlice(a.Address)
-		if slices.Contains(src.IPs, ip) {
-			return true
+// toWorkload reaches w on port: HBONE to its ztunnel when it speaks HBONE, else TCP,
+// on the address pickAddress chooses; a hostname-only workload is left to resolve.
+func (r Router) toWorkload(w, src *state.Workload, port uint16, target netip.Addr, families workloadapi.IPFamilies, extraIDs []identity.Identity, e *explainer) (Plan, error) {
+	if w.Network != src.Network {
+		if w.NetworkGateway == nil {
+			return Plan{}, fmt.Errorf("%w: %s is on network %q and has no network gateway", ErrOtherNetwork, w.Uid, w.Network)
 		}
-		svc := snap.ServiceByVIP(a.Network, ip)
-		return svc != nil && svc.Endpoint(src.Uid) != nil
+		return Plan{}, fmt.Errorf("%w: %s is on network %q, behind gateway %v: double HBONE through network gateways is not supported yet",
+			ErrOtherNetwork, w.Uid, w.Network, gatewayString(w.NetworkGateway))
 	}
-	if h := gw.GetHostname(); h != nil {
-		svc := snap.ServiceByKey(h.Namespace + "/" + h.Hostname)
-		return svc != nil && svc.Endpoint(src.Uid) != nil
+	ip, ok := pickAddress(w, target, families)
+	resolve := ""
+	switch {
+	case ok:
+		e.add("address %s of %v (asked %s, families %s)", ip, w.IPs, target, families)
+	case w.Hostname != "":
+		resolve = w.Hostname
+		e.add("%s has no address: its hostname %s is resolved at connect time", w.Uid, w.Hostname)
+	default:
+		return Plan{}, fmt.Errorf("%w: %s has %v, families %s", ErrNoAddress, w.Uid, w.IPs, families)
 	}
-	return false
+	app, authority := netip.AddrPortFrom(ip, port), ""
+	if ok {
+		authority = app.String()
+	}
+	if w.TunnelProtocol != workloadapi.TunnelProtocol_HBONE {
+		e.add("plain TCP: %s does not speak HBONE", w.Uid)
+		return Plan{Kind: Direct, Dial: app, Dst: w, Resolve: resolve, appPort: port}, nil
+	}
+	e.add("HBONE to %s's ztunnel on port %d", w.Uid, r.hbonePort())
+	return Plan{Kind: Tunnel, Dial: netip.AddrPortFrom(ip, r.hbonePort()), Authority: authority,
+		Expected: append([]identity.Identity{WorkloadID(w)}, extraIDs...), Dst: w, Resolve: resolve, appPort: port}, nil
+}
+
+func lbMode(svc *state.Service) string {
+	if svc.LoadBalancing == nil {
+		return "default"
+	}
+	return svc.LoadBalancing.Mode.String()
+}
+
+func gatewayString(g *workloadapi.GatewayAddress) string {
+	if h := g.GetHostname(); h != nil {
+		return fmt.Sprintf("%s/%s:%d", h.Namespace, h.Hostname, g.HboneMtlsPort)
+	}
+	ip, _ := netip.AddrFromSlice(g.GetAddress().GetAddress())
+	return fmt.Sprintf("%s/%s:%d", g.GetAddress().GetNetwork(), ip, g.HboneMtlsPort)
 }

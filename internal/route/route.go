@@ -6,6 +6,8 @@
 package route
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 
@@ -26,6 +28,75 @@ type Router struct {
 	// Pod, in in-pod mode, is the one workload served: the source of every outbound
 	// connection and the destination of every inbound one, whatever the addresses.
 	Pod *identity.Workload
+	// OnDemand (XDS_ON_DEMAND): a lookup that misses returns a *Missing naming the
+	// resource to ask istiod for, instead of deciding without it.
+	OnDemand bool
+	// Explain records each decision in Plan.Why (route check, /debug/route).
+	Explain bool
+	// Rand, when set, draws in [0, n) for load balancing and weighted waypoints (tests
+	// seed it); nil is math/rand/v2.
+	Rand func(n uint64) uint64
+}
+
+func (r Router) random(n uint64) uint64 {
+	if r.Rand != nil {
+		return r.Rand(n)
+	}
+	return rand.Uint64N(n)
+}
+
+// Missing asks for a resource istiod has not sent (on-demand mode): the caller fetches
+// Key (Rust fetch_on_demand) and routes again; if it is still missing, Plan and Err
+// are the decision without it.
+type Missing struct {
+	Key  string // network/IP, namespace/hostname or a workload uid
+	Plan Plan
+	Err  error
+}
+
+func (m *Missing) Error() string { return "on-demand lookup of " + m.Key + " needed" }
+
+// miss is a decision that depends on an absent resource: final without on-demand.
+func (r Router) miss(key string, pl Plan, err error) (Plan, error) {
+	if !r.OnDemand || key == "" {
+		return pl, err
+	}
+	return Plan{}, &Missing{Key: key, Plan: pl, Err: err}
+}
+
+// explainer collects Plan.Why; a nil one (Explain off) records and formats nothing.
+type explainer struct{ why []string }
+
+func (e *explainer) list() []string {
+	if e == nil {
+		return nil
+	}
+	return e.why
+}
+
+func (r Router) explainer() *explainer {
+	if r.Explain {
+		return &explainer{}
+	}
+	return nil
+}
+
+func (e *explainer) add(format string, args ...any) {
+	if e != nil {
+		e.why = append(e.why, fmt.Sprintf(format, args...))
+	}
+}
+
+// hidden notes the services on ip that visibility hides from namespace ns.
+func (e *explainer) hidden(snap *state.Snapshot, network string, ip netip.Addr, ns string) {
+	if e == nil {
+		return
+	}
+	for _, s := range snap.ServicesByVIP(network, ip) {
+		if !s.VisibleTo(ns) {
+			e.add("service %s has VIP %s but is visible only to namespace %s", s.Key, ip, s.Namespace)
+		}
+	}
 }
 
 func (r Router) hbonePort() uint16 {
@@ -73,17 +144,6 @@ func WorkloadID(w *state.Workload) identity.Identity {
 	return identity.New(w.TrustDomain, w.Namespace, w.ServiceAccount)
 }
 
-// ServiceByHost is the service of a hostname, preferring the one in namespace ns when
-// several namespaces have it (the client's, or the destination's); nil when none.
-func ServiceByHost(snap *state.Snapshot, host, ns string) *state.Service {
-	var svc *state.Service
-	for _, s := range snap.ServicesByHost(host) {
-		if svc == nil || s.Namespace == ns {
-			svc = s
-		}
-	}
-	return svc
-}
 
 // sans are the extra identities a service allows its endpoints to prove.
 func sans(svc *state.Service) []identity.Identity {

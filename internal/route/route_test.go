@@ -85,7 +85,7 @@ func TestOutbound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := snap.WorkloadByName("ns", tt.src)
-			got, err := Router{}.Outbound(snap, src, ap(tt.dst))
+			got, err := Router{}.Outbound(snap, src, src.IPs[0], ap(tt.dst))
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Outbound: %v, want %v", err, tt.err)
 			}
@@ -181,29 +181,5 @@ func TestInbound(t *testing.T) {
 				t.Errorf("no Service, want %q", tt.svc)
 			}
 		})
-	}
-}
-
-// A hostname in several namespaces (ServiceEntries) is the one in the preferred
-// namespace, else the first: SOCKS5 prefers the client's, inbound the destination's.
-func TestServiceByHost(t *testing.T) {
-	ztest.NoLeaks(t)
-	var u state.Update
-	for _, ns := range []string{"a", "b"} {
-		svc := ztest.Service(ns, "shared", []string{"10.96.2." + map[string]string{"a": "1", "b": "2"}[ns]}, 80, 80)
-		svc.Hostname = "shared.example.com"
-		u.Addresses = append(u.Addresses, ztest.AsAddress(svc))
-	}
-	s := state.NewStore()
-	s.Apply(u)
-	snap := s.Snapshot()
-	first := snap.ServicesByHost("shared.example.com")[0].Namespace
-	for ns, want := range map[string]string{"a": "a", "b": "b", "": first, "elsewhere": first} {
-		if got := ServiceByHost(snap, "shared.example.com", ns); got == nil || got.Namespace != want {
-			t.Errorf("preferring %q: %v, want the service of %q", ns, got, want)
-		}
-	}
-	if ServiceByHost(snap, "nope.example.com", "a") != nil {
-		t.Error("an unknown hostname found a service")
 	}
 }
