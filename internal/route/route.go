@@ -144,7 +144,6 @@ func WorkloadID(w *state.Workload) identity.Identity {
 	return identity.New(w.TrustDomain, w.Namespace, w.ServiceAccount)
 }
 
-
 // sans are the extra identities a service allows its endpoints to prove.
 func sans(svc *state.Service) []identity.Identity {
 	var out []identity.Identity
