@@ -96,6 +96,7 @@ type Traffic struct {
 	open                   *prometheus.GaugeVec
 	hboneErrors            *prometheus.CounterVec
 	handshakeFailures      *prometheus.CounterVec
+	onDemandDNS            *prometheus.CounterVec
 }
 
 // NewTraffic registers the TCP metrics on reg, under the names Istio's dashboards and
@@ -121,8 +122,21 @@ func NewTraffic(reg prometheus.Registerer) *Traffic {
 	t.handshakeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ztunnel_hbone_handshake_failures_total",
 		Help: "Inbound HBONE connections that never carried a stream: TLS handshake failed or timed out, or no HTTP/2 preface"},
 		[]string{"reason"})
-	reg.MustRegister(t.opened, t.closed, t.failed, t.received, t.sent, t.open, t.hboneErrors, t.handshakeFailures)
+	t.onDemandDNS = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_on_demand_dns_total",
+		Help: "The total number of requests that used on-demand DNS (unstable)"},
+		[]string{"source_workload", "source_canonical_service", "source_canonical_revision", "source_workload_namespace",
+			"source_principal", "source_app", "source_version", "source_cluster", "hostname"})
+	reg.MustRegister(t.opened, t.closed, t.failed, t.received, t.sent, t.open, t.hboneErrors, t.handshakeFailures, t.onDemandDNS)
 	return t
+}
+
+// OnDemandDNS counts one connection that resolved a workload's hostname (Rust
+// OnDemandDnsLabels: the source's labels of l, and the hostname).
+func (t *Traffic) OnDemandDNS(l *ConnLabels, hostname string) {
+	if t != nil {
+		t.onDemandDNS.WithLabelValues(unknownIfEmpty([]string{l.SrcWorkload, l.SrcCanonicalService, l.SrcCanonicalRevision,
+			l.SrcNS, l.SrcPrincipal, l.SrcApp, l.SrcVersion, l.SrcCluster, hostname})...).Inc()
+	}
 }
 
 // HBONEError counts one protocol error or flood (hbone.Settings.CountError).
@@ -160,11 +174,16 @@ func (t *Traffic) Open(l *ConnLabels) *Conn {
 	return &Conn{t: t, labels: l, received: t.received.WithLabelValues(v...), sent: t.sent.WithLabelValues(v...)}
 }
 
-// Failed counts a connection that never carried data, with its response flag (DENY,
-// CONNECT, TLS_FAILURE, …).
+// Failed counts a connection that was routed but never carried data, as Rust's
+// ConnectionResult does: opened, then closed and failed with its response flag (DENY,
+// CONNECT, TLS_FAILURE, …). A connection refused before it was routed counts nowhere
+// (Rust log_early_deny): only the access log has it.
 func (t *Traffic) Failed(l *ConnLabels, flags string) {
 	if t != nil {
-		t.failed.WithLabelValues(l.values(flags)...).Inc()
+		t.opened.WithLabelValues(l.values("-")...).Inc()
+		v := l.values(flags)
+		t.closed.WithLabelValues(v...).Inc()
+		t.failed.WithLabelValues(v...).Inc()
 	}
 }
 

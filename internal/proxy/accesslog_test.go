@@ -44,8 +44,8 @@ func TestAccessLogJSON(t *testing.T) {
 		keys = append(keys, k.(string))
 		values[k.(string)] = v
 	}
-	wantKeys := []string{"level", "time", "scope", "message", "src.addr", "src.workload", "src.namespace", "src.identity",
-		"dst.addr", "dst.hbone_addr", "dst.service", "dst.workload", "dst.namespace", "dst.identity", "direction",
+	wantKeys := []string{"level", "time", "scope", "message", "src.addr", "src.workload", "src.namespace", "src.identity", "src.cluster",
+		"dst.addr", "dst.hbone_addr", "dst.service", "dst.workload", "dst.namespace", "dst.identity", "dst.cluster", "direction",
 		"bytes_sent", "bytes_recv", "duration"}
 	if len(keys) != len(wantKeys) {
 		t.Fatalf("keys %v\nwant %v", keys, wantKeys)

@@ -100,7 +100,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		if errors.Is(err, errOverLimit) {
 			p.overLimit(local)
 		}
-		p.failed(r, "CONNECT", err)
+		p.earlyDeny(r, err)
 		st.Respond(http.StatusServiceUnavailable)
 		return
 	}
@@ -108,7 +108,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	in, code, err := p.inboundTarget(snap, req, local.Addr())
 	if err != nil {
 		p.noise.Log(log, slog.LevelWarn, noiseRefused, "CONNECT refused", "dst.hbone_addr", req.Authority, "status", code, "error", err)
-		p.failed(r, "CONNECT", err)
+		p.earlyDeny(r, err)
 		st.Respond(code)
 		return
 	}
@@ -172,8 +172,13 @@ func (p *Proxy) inboundTarget(snap *state.Snapshot, req *hbone.Request, local ne
 	if err != nil {
 		return route.Inbound{}, http.StatusBadRequest, err
 	}
-	in, err := p.router.Inbound(snap, local, route.Connect{Addr: auth.Addr, Host: auth.Host, Port: auth.Port,
-		ForwardedHost: forwardedHost(req.Forwarded)})
+	c := route.Connect{Addr: auth.Addr, Host: auth.Host, Port: auth.Port, ForwardedHost: forwardedHost(req.Forwarded)}
+	in, err := p.router.Inbound(snap, local, c)
+	if m, ok := errors.AsType[*route.Missing](err); ok { // on demand: the authority's owner (Rust validate_destination)
+		if in, err = p.router.Inbound(p.demand(m.Key), local, c); errors.As(err, &m) {
+			err = m.Err
+		}
+	}
 	switch {
 	case errors.Is(err, route.ErrMalformed):
 		return in, http.StatusBadRequest, err
@@ -221,7 +226,7 @@ func (p *Proxy) servePlaintext(c net.Conn, lc *liveConn) {
 	if err != nil || r.dstW == nil || p.router.IsOwnPort(dst.Port()) {
 		err = errors.Join(err, errorf("not a local workload's port"))
 		log.Warn("plaintext connection refused", "error", err)
-		p.failed(r, "CONNECT", err)
+		p.earlyDeny(r, err)
 		reset(tc)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -46,14 +47,14 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 		connected = func(error) {}
 	}
 	r := &record{start: time.Now(), src: addrPort(c.RemoteAddr()), dst: dst, origDst: dst.String()}
-	snap := p.onDemand(dst.Addr())
-	if r.srcW = p.router.Source(snap, r.src.Addr()); r.srcW == nil {
-		p.refuseOutbound(c, r, connected, errUnknownSource)
+	snap, srcW := p.source(r.src.Addr())
+	if r.srcW = srcW; srcW == nil {
+		p.refuseEarly(c, r, connected, errUnknownSource)
 		return
 	}
-	pl, err := p.router.Outbound(snap, r.srcW, dst)
+	_, pl, err := p.plan(snap, srcW, r.src.Addr(), dst)
 	if err != nil {
-		p.refuseOutbound(c, r, connected, err)
+		p.refuseEarly(c, r, connected, err)
 		return
 	}
 	r.dstW, r.svc, r.mtls, r.hboneAddr, r.dst = pl.Dst, pl.Service, pl.HBONE(), pl.Authority, pl.Dial
@@ -61,7 +62,12 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 		r.srcID, r.dstID = route.WorkloadID(r.srcW), route.WorkloadID(pl.Dst)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-	up, err := p.connect(ctx, r.srcW, r.src, pl)
+	pl, err = p.resolve(ctx, r, pl, dst)
+	var up halfConn
+	if err == nil {
+		r.dst, r.hboneAddr = pl.Dial, pl.Authority
+		up, err = p.connect(ctx, r.srcW, r.src, pl)
+	}
 	cancel()
 	if err != nil {
 		p.refuseOutbound(c, r, connected, err)
@@ -79,11 +85,20 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 	p.complete(r, sent, recv, err)
 }
 
-// refuseOutbound ends a connection that could not be carried: counted with its response
-// flag, logged, and reset so the app sees "connection reset by peer", as with Rust.
-// It counts before it answers, so the metric is there by the time the client knows.
+// refuseOutbound ends a routed connection that could not be carried: counted with its
+// response flag, logged, and reset so the app sees "connection reset by peer", as with
+// Rust. It counts before it answers, so the metric is there by the time the client
+// knows.
 func (p *Proxy) refuseOutbound(c *net.TCPConn, r *record, connected func(error), err error) {
 	p.failed(r, outboundFlag(err), err)
+	connected(err)
+	reset(c)
+}
+
+// refuseEarly ends a connection refused before it had a route (unknown source, no
+// endpoint, hidden service): logged only, as Rust's log_early_deny.
+func (p *Proxy) refuseEarly(c *net.TCPConn, r *record, connected func(error), err error) {
+	p.earlyDeny(r, err)
 	connected(err)
 	reset(c)
 }
@@ -97,6 +112,12 @@ func outboundFlag(err error) string {
 		return "CERT_REVOKED"
 	case errors.Is(err, errTLSHandshake):
 		return "TLS_FAILURE"
+	case errors.Is(err, errH2Handshake):
+		return "H2_HANDSHAKE_FAILURE"
+	case errors.Is(err, errIdentity):
+		return "IDENTITY_ERROR"
+	case errors.Is(err, errNetworkPolicy):
+		return "NETWORK_POLICY"
 	}
 	return "CONNECT"
 }
@@ -104,23 +125,12 @@ func outboundFlag(err error) string {
 var (
 	errUnknownSource = errors.New("unknown source workload")
 	errTLSHandshake  = errors.New("TLS handshake")
+	errH2Handshake   = errors.New("HTTP/2 handshake")
+	errIdentity      = errors.New("identity")
+	// errNetworkPolicy is a peer's HBONE port that never answered: Rust's
+	// MaybeHBONENetworkPolicyError, as a NetworkPolicy dropping 15008 looks.
+	errNetworkPolicy = errors.New("HBONE port unreachable (a network policy may drop it)")
 )
-
-// onDemand returns the state, first asking istiod (on-demand mode) for a destination it
-// does not hold; unknown even then, the destination is outside the mesh.
-func (p *Proxy) onDemand(dst netip.Addr) *state.Snapshot {
-	snap := p.deps.State.Snapshot()
-	network := p.deps.Network
-	if p.deps.Demand == nil || snap.WorkloadByAddr(network, dst) != nil || snap.ServiceByVIP(network, dst) != nil {
-		return snap
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout/2)
-	defer cancel()
-	if err := p.deps.Demand(ctx, network+"/"+dst.String()); err != nil {
-		p.log.Debug("on-demand lookup failed", "addr", dst.String(), "error", err)
-	}
-	return p.deps.State.Snapshot()
-}
 
 // connect reaches the plan's destination: plain TCP, or an HBONE stream pooled per
 // source identity, expected identities, peer and source IP.
@@ -135,7 +145,7 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 	srcID := route.WorkloadID(srcW)
 	cert, err := p.deps.Certs.Get(ctx, srcID)
 	if err != nil {
-		return nil, errorf("certificate for %s: %w", srcID, err)
+		return nil, fmt.Errorf("%w: certificate for %s: %w", errIdentity, srcID, err)
 	}
 	key := pool.NewKey(srcID, pl.Expected, pl.Dial, src.Addr())
 	req := &hbone.Request{Authority: pl.Authority, Forwarded: hbone.ForwardedFor(src, pl.ServiceHost),
@@ -144,6 +154,9 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 		gen := p.deps.CRL.Generation()
 		nc, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.Dial)
 		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, fmt.Errorf("%w: %s: %w", errNetworkPolicy, pl.Dial, err)
+			}
 			return nil, err
 		}
 		tc := tls.Client(mtls.NewTransport(nc), mtls.ClientConfig(p.deps.TLS, cert, pl.Expected))
@@ -155,10 +168,11 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.Dial, err)
 		}
 		hc, err := hbone.NewClientConn(tc, p.settingsFor(addrPort(nc.RemoteAddr())))
-		if err == nil {
-			p.trackRevocation(gen, tc.ConnectionState(), cert.RootPool(), x509.ExtKeyUsageServerAuth, hc)
+		if err != nil {
+			return nil, fmt.Errorf("%w with %s: %w", errH2Handshake, pl.Dial, err)
 		}
-		return hc, err
+		p.trackRevocation(gen, tc.ConnectionState(), cert.RootPool(), x509.ExtKeyUsageServerAuth, hc)
+		return hc, nil
 	}
 	st, err := p.pool.Connect(ctx, key, req, dial)
 	if err != nil {

@@ -64,7 +64,12 @@ type Options struct {
 	NoBaggage bool
 	// Demand fetches an address istiod has not sent (XDS_ON_DEMAND); nil: off.
 	Demand func(ctx context.Context, name string) error
-	Drain  *drain.Drain
+	// SourceWait is how long an outbound connection waits for its source workload to
+	// arrive; 0 is DefaultSourceWait, negative does not wait.
+	SourceWait time.Duration
+	// Resolver resolves hostname-only workloads at connect time; nil refuses them.
+	Resolver Resolver
+	Drain    *drain.Drain
 	// Pod, in in-pod mode, is the workload this proxy serves: the source of its outbound
 	// connections and the destination of its inbound ones, whatever the addresses.
 	// Its UID (istio-cni's) keys its connections in the dump; without one, connections
@@ -90,6 +95,11 @@ type Options struct {
 	MaxConnections int // with no ConnLimit given; 0 counts without limiting
 }
 
+// Resolver looks a hostname up (dns.Resolver: the node's resolv.conf, cached by TTL).
+type Resolver interface {
+	LookupIP(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
 // Timeouts bound a connection's phases. Idle and HalfClosed have no default of their
 // own: 0 is "never", as in their variables, so the variables table is their one source.
 type Timeouts struct {
@@ -109,6 +119,8 @@ type Proxy struct {
 	live     *connTable // every live connection of this proxy (conntable.go)
 
 	noise *logging.Throttle // log budget of per-peer noise (noise.go)
+
+	stopping chan struct{} // closed by Run as it stops: waits for state give up
 
 	mu        sync.Mutex // guards listeners and inbound
 	listeners []boundListener
@@ -133,7 +145,7 @@ func New(d Options) *Proxy {
 	}
 	p := &Proxy{deps: d, log: d.Logger, access: logging.Scoped(d.Logger, "access"),
 		inbound: map[*hbone.Conn]struct{}{}, noise: logging.NewThrottle(noiseBurst),
-		settings: d.HBONE}
+		settings: d.HBONE, stopping: make(chan struct{})}
 	if d.ConnLimit == nil {
 		p.deps.ConnLimit = NewConnLimit(d.MaxConnections)
 	}
@@ -143,7 +155,7 @@ func New(d Options) *Proxy {
 	p.pool = pool.New(popts)
 	// ztunnel's fixed data-plane ports are its own wherever it listens, plus any
 	// configured elsewhere (tests, SOCKS5).
-	p.router = route.Router{Network: d.Network, HBONEPort: d.Listen.HBONEPort, Pod: d.Pod}
+	p.router = route.Router{Network: d.Network, HBONEPort: d.Listen.HBONEPort, Pod: d.Pod, OnDemand: d.Demand != nil}
 	for _, l := range [][]netip.AddrPort{d.Listen.Outbound, d.Listen.InboundPlaintext, d.Listen.Socks5} {
 		for _, a := range l {
 			p.router.OwnPorts = append(p.router.OwnPorts, a.Port())
@@ -216,6 +228,7 @@ func (p *Proxy) Run(ctx context.Context) {
 	}
 	p.StopAccepting()
 	listening()
+	close(p.stopping)
 	p.live.closeAll()
 	stopPool()
 	wg.Wait()

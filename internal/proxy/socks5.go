@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ztunnel-go/ztunnel/internal/route"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 )
 
@@ -127,7 +126,10 @@ func (p *Proxy) lookupHost(c net.Conn, host string) (netip.Addr, error) {
 	if src := p.router.Peer(snap, addrPort(c.RemoteAddr()).Addr()); src != nil {
 		ns = src.Namespace
 	}
-	svc := route.ServiceByHost(snap, host, ns)
+	svc := snap.ServiceByHost(host, ns)
+	if svc == nil {
+		return netip.Addr{}, errorf("hostname %q is not a service visible to namespace %s", host, ns)
+	}
 	if ip, ok := pickVIP(svc); ok {
 		return ip, nil
 	}

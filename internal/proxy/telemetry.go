@@ -127,6 +127,9 @@ func (r *record) logAttrs() []any {
 	if r.mtls && !r.srcID.IsZero() {
 		a = append(a, "src.identity", r.srcID.String())
 	}
+	if w := r.srcW; w != nil {
+		a = append(a, "src.cluster", w.ClusterId)
+	}
 	a = append(a, "dst.addr", r.dst.String())
 	if r.hboneAddr != "" {
 		a = append(a, "dst.hbone_addr", r.hboneAddr)
@@ -139,6 +142,9 @@ func (r *record) logAttrs() []any {
 	}
 	if r.mtls && !r.dstID.IsZero() {
 		a = append(a, "dst.identity", r.dstID.String())
+	}
+	if w := r.dstW; w != nil {
+		a = append(a, "dst.cluster", w.ClusterId)
 	}
 	direction := "outbound"
 	if r.inbound {
@@ -159,8 +165,19 @@ func (p *Proxy) complete(r *record, sent, recv int64, err error) {
 	p.access.Info("connection complete", a...)
 }
 
-// failed logs and counts a connection that never carried data.
+// failed logs and counts a routed connection that never carried data.
 func (p *Proxy) failed(r *record, flags string, err error) {
 	p.deps.Traffic.Failed(r.labels(), flags)
 	p.access.Warn("connection failed", append(r.logAttrs(), "error", err.Error())...)
+}
+
+// earlyDeny logs a connection refused before it was routed, as Rust log_early_deny:
+// its addresses, direction and error, and no metric.
+func (p *Proxy) earlyDeny(r *record, err error) {
+	direction := "outbound"
+	if r.inbound {
+		direction = "inbound"
+	}
+	p.access.Warn("connection failed", "src.addr", r.src.String(), "dst.addr", r.dst.String(),
+		"direction", direction, "error", err.Error())
 }

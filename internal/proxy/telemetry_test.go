@@ -92,8 +92,8 @@ func TestTrafficMetricsBothReporters(t *testing.T) {
 		}
 	}
 	// One access-log line per side, with its fields in Rust ztunnel's order.
-	checkAccessLine(t, b.b.logs.String(), "inbound", []string{"src.addr", "src.workload", "src.namespace", "src.identity",
-		"dst.addr", "dst.hbone_addr", "dst.service", "dst.workload", "dst.namespace", "dst.identity", "direction",
+	checkAccessLine(t, b.b.logs.String(), "inbound", []string{"src.addr", "src.workload", "src.namespace", "src.identity", "src.cluster",
+		"dst.addr", "dst.hbone_addr", "dst.service", "dst.workload", "dst.namespace", "dst.identity", "dst.cluster", "direction",
 		"bytes_sent", "bytes_recv", "duration"}, map[string]string{"src.workload": "sleep", "src.namespace": "foo",
 		"src.identity": "spiffe://cluster.local/ns/foo/sa/sleep", "dst.service": "echo.default.svc.cluster.local",
 		"dst.namespace": "default", "dst.identity": "spiffe://cluster.local/ns/default/sa/echo", "direction": "inbound",
@@ -134,6 +134,9 @@ func checkAccessLine(t *testing.T, logs, direction string, order []string, want 
 	}
 }
 
+// TestRefusedConnectionCountedWithFlag pins Rust ConnectionResult::record_internal: a
+// connection refused once routed (here by policy) counts as opened, then closed and
+// failed with its flag, on both sides.
 func TestRefusedConnectionCountedWithFlag(t *testing.T) {
 	ztest.NoLeaks(t)
 	b := newBed(t)
@@ -146,8 +149,16 @@ func TestRefusedConnectionCountedWithFlag(t *testing.T) {
 	if v := ztest.MetricValue(t, b.a.metrics, "istio_tcp_connections_failed_total", map[string]string{"reporter": "source", "response_flags": "DENY"}); v != 1 {
 		t.Errorf("source failed{DENY} = %v, want 1", v)
 	}
-	if v := ztest.MetricValue(t, b.b.metrics, "istio_tcp_connections_opened_total", nil); v != 0 {
-		t.Errorf("a refused connection counted as opened (%v)", v)
+	for _, m := range []struct {
+		reg      *prometheus.Registry
+		reporter string
+	}{{b.a.metrics, "source"}, {b.b.metrics, "destination"}} {
+		if v := ztest.MetricValue(t, m.reg, "istio_tcp_connections_opened_total", map[string]string{"reporter": m.reporter, "response_flags": "-"}); v != 1 {
+			t.Errorf("%s opened = %v, want 1", m.reporter, v)
+		}
+		if v := ztest.MetricValue(t, m.reg, "istio_tcp_connections_closed_total", map[string]string{"reporter": m.reporter, "response_flags": "DENY"}); v != 1 {
+			t.Errorf("%s closed{DENY} = %v, want 1", m.reporter, v)
+		}
 	}
 	if !b.b.logs.WaitFor("access: connection failed") {
 		t.Error("no access-log line for the refused connection")

@@ -37,7 +37,7 @@ func load(t *testing.T, data []byte) *state.Snapshot {
 func TestStandaloneExampleLoads(t *testing.T) {
 	ztest.NoLeaks(t)
 	snap := load(t, examples.Standalone)
-	svc := snap.ServiceByVIP("", netip.MustParseAddr("127.0.10.1"))
+	svc := snap.ServiceByVIP("", netip.MustParseAddr("127.0.10.1"), "")
 	if svc == nil || len(svc.Endpoints) != 2 {
 		t.Fatalf("httpbin VIP = %+v", svc)
 	}
