@@ -23,11 +23,13 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const usage = `usage: ztunnel [proxy|version|authz check|dns check|help]
+const usage = `usage: ztunnel [proxy|version|authz check|route check|dns check|help]
   proxy        run the proxy (default); configured by environment variables, see README.md
   version      print version, git revision and Go version
   authz check  ask a running ztunnel why a connection would be allowed or denied:
                ztunnel authz check --src <ip> [--src-id <spiffe id>] --dst <ip:port>
+  route check  ask a running ztunnel where a connection would go (service, endpoint,
+               waypoint) and why: ztunnel route check --src <ip> --dst <ip:port>
   dns check    ask a running ztunnel what its DNS proxy would answer a pod, and why:
                ztunnel dns check --src <ip> [--type AAAA] <name>
 `
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return admin.AuthzCommand(args[1:], stdout, stderr)
 	case "dns":
 		return admin.DNSCommand(args[1:], stdout, stderr)
+	case "route":
+		return admin.RouteCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -70,6 +70,7 @@ func (s *Server) endpoints() []endpoint {
 		{"/logging", "POST: show log levels; `?level=info` or `?level=xds:debug,access:off` changes them; `?reset` restores start-up levels", s.logging},
 		{"/quitquitquit", "POST: drain and exit", s.quit},
 		{"/debug/authz", "explain an authorization decision: `?src=<ip>&srcId=<spiffe id>&dst=<ip:port>`", s.authz},
+		{"/debug/route", "explain where a connection would go: `?src=<ip>&dst=<ip:port>` (service, endpoint, waypoint, and why)", s.route},
 		{"/debug/dns", "DNS proxy: each pod's recent queries, answered from the mesh or forwarded; `?src=<ip>&name=<name>&type=A` explains one", s.dnsDebug},
 		{"/debug/pprof/", "Go profiles: heap, goroutine, profile?seconds=N, trace, …", nil},
 	}

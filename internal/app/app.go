@@ -57,6 +57,7 @@ type App struct {
 	dnsHistory  *dns.History
 	dnsMesh     *dns.Mesh
 	dnsUpstream dns.Upstream
+	resolver    *dns.Resolver // hostname-only workloads; nil: none can be reached
 
 	quitOnce sync.Once
 	quit     chan struct{} // closed by Shutdown
@@ -144,6 +145,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.loadDNS(); err != nil {
 		return err
 	}
+	a.loadResolver()
 	fetcher, closeFetcher, err := a.certSource()
 	if err != nil {
 		return err

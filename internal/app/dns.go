@@ -39,15 +39,27 @@ func (a *App) loadDNS() error {
 	if len(up.Servers) == 0 {
 		log.Warn("no nameserver in resolv.conf: names the mesh does not know will get SERVFAIL", "file", c.DNS.ResolvConf)
 	}
-	if c.XDSOnDemand {
-		log.Warn("XDS_ON_DEMAND=true: the DNS proxy knows only the addresses fetched so far; other names are forwarded")
-	}
 	a.dnsMesh = &dns.Mesh{Domain: c.ClusterDomain, IPv6: c.IPv6Enabled, PreferredNamespace: c.DNS.PreferredNamespace}
 	if c.ProxyMode == config.Dedicated {
 		a.dnsMesh.Search = search
 	}
 	a.dnsUpstream = up
 	return nil
+}
+
+// loadResolver builds the resolver of hostname-only workloads (Rust's on-demand DNS,
+// with the node's resolv.conf): the DNS proxy's upstreams when it runs, else the file
+// read now. Without a readable file such workloads are refused, with one warning here.
+func (a *App) loadResolver() {
+	up := a.dnsUpstream
+	if !a.cfg.DNS.Enabled {
+		var err error
+		if up, _, _, err = dns.ReadResolvConf(a.cfg.DNS.ResolvConf); err != nil {
+			a.log.Warn("workloads known by hostname only cannot be reached", "error", err)
+			return
+		}
+	}
+	a.resolver = dns.NewResolver(up, hostSockets(a.cfg))
 }
 
 // dnsDebug is /debug/dns's view, nil when the proxy is off. A query's client is found

@@ -51,11 +51,8 @@ func (a *App) startPod(ctx context.Context, certs *certmgr.Manager, demand func(
 	c := a.cfg
 	sockets := hostSockets(c)
 	sockets.Enter, sockets.ReusePort = ns.Do, c.InPodPortReuse
-	o := proxyOptions(c)
-	o.State, o.Certs, o.Sockets, o.Authz, o.Demand, o.Drain = a.store, certs, sockets, a.authz, demand, a.drain
-	o.Pod, o.Traffic, o.Conns, o.ConnLimit, o.Logger = &pod, a.traffic, a.conns, a.connCap, logging.Scoped(a.log, "proxy")
-	o.TLS, o.CRL = a.tls, a.crl
-	o.Listen = podListen(c)
+	o := a.proxyOptions(certs, sockets, demand)
+	o.Pod, o.Listen = &pod, podListen(c)
 	p := proxy.New(o)
 	dnsSrv, err := a.podDNS(ctx, sockets, pod.Namespace, pod.Name, pod.UID)
 	if err != nil {

@@ -13,14 +13,24 @@ import (
 // proxies are node mode's listeners (in-pod mode replaces them with per-pod sets).
 // They need certificates: without a CA, HBONE is impossible and they are not started.
 func (a *App) newProxy(certs proxy.CertSource, demand func(context.Context, string) error) *proxy.Proxy {
-	o := proxyOptions(a.cfg)
-	o.State, o.Certs, o.Sockets, o.Listen, o.Authz, o.Drain = a.store, certs, hostSockets(a.cfg), a.listen, a.authz, a.drain
-	o.Demand, o.Logger, o.Traffic, o.Conns, o.ConnLimit = demand, logging.Scoped(a.log, "proxy"), a.traffic, a.conns, a.connCap
-	o.TLS, o.CRL = a.tls, a.crl
+	o := a.proxyOptions(certs, hostSockets(a.cfg), demand)
+	o.Listen = a.listen
 	if w := a.cfg.WorkloadInfo; w != nil && a.cfg.ProxyMode == config.Dedicated { // one workload, named
 		o.Pod = w
 	}
 	return proxy.New(o)
+}
+
+// proxyOptions are the options every proxy shares, node mode's and each pod's.
+func (a *App) proxyOptions(certs proxy.CertSource, sockets *proxy.HostSockets, demand func(context.Context, string) error) proxy.Options {
+	o := proxyOptions(a.cfg)
+	o.State, o.Certs, o.Sockets, o.Authz, o.Demand, o.Drain = a.store, certs, sockets, a.authz, demand, a.drain
+	o.Logger, o.Traffic, o.Conns, o.ConnLimit = logging.Scoped(a.log, "proxy"), a.traffic, a.conns, a.connCap
+	o.TLS, o.CRL = a.tls, a.crl
+	if a.resolver != nil { // a nil *dns.Resolver must not become a non-nil interface
+		o.Resolver = a.resolver
+	}
+	return o
 }
 
 // startProxy binds the listeners at once (a taken port fails start-up) but serves only

@@ -166,7 +166,7 @@ var parseCases = []struct {
 	{"AUTH_TOKEN=eyJhbGciOi.x.y", func(c *Config) bool { return c.AuthToken.Literal == "eyJhbGciOi.x.y" }, ""},
 	{"XDS_HEADER_X_Team=blue", func(c *Config) bool { return reflect.DeepEqual(c.XDSHeaders, []Header{{"x_team", "blue"}}) }, "XDS_HEADER_BAD=a\x01b"},
 	{"CA_HEADER_Tenant=t1", func(c *Config) bool { return reflect.DeepEqual(c.CAHeaders, []Header{{"tenant", "t1"}}) }, "CA_HEADER_X-BIN=v"},
-	{"XDS_ON_DEMAND=true", func(c *Config) bool { return c.XDSOnDemand }, "XDS_ON_DEMAND=2"},
+	{"XDS_ON_DEMAND=true", func(c *Config) bool { return c.XDSOnDemand }, "XDS_ON_DEMAND=2"}, // TestParse turns DNS off for it
 	{"LOCAL_XDS_PATH=/etc/z.yaml", func(c *Config) bool { return c.LocalXDSPath == "/etc/z.yaml" }, ""},
 	{"LOCAL_XDS=workloads: []", func(c *Config) bool { return c.LocalXDS == "workloads: []" }, ""},
 	{"FAKE_CA=true", func(c *Config) bool { return c.FakeCA }, "FAKE_CA=yes please"},
@@ -240,8 +240,11 @@ func TestParse(t *testing.T) {
 		name, _, _ := strings.Cut(tt.env, "=")
 		t.Run(name, func(t *testing.T) {
 			env := []string{tt.env}
-			if name == "PROXY_MODE" {
+			switch name {
+			case "PROXY_MODE":
 				env = append(env, "PROXY_WORKLOAD_INFO=ns/n/sa")
+			case "XDS_ON_DEMAND":
+				env = append(env, "ISTIO_META_DNS_CAPTURE=false")
 			}
 			if c := mustLoad(t, env...); !tt.check(c) {
 				t.Errorf("%s not applied: %+v", tt.env, c)
@@ -277,6 +280,7 @@ func TestConflicts(t *testing.T) {
 		{"PROXY_MODE=dedicated"}, // needs PROXY_WORKLOAD_INFO
 		{"PROXY_MODE=dedicated", "PROXY_WORKLOAD_INFO=a/b/c", "INPOD_ENABLED=true"},
 		{"LOCAL_XDS=a: b", "LOCAL_XDS_PATH=/x"},
+		{"XDS_ON_DEMAND=true"}, // the DNS proxy is on by default: Rust validate_config refuses
 	} {
 		if _, err := load(t, true, env...); err == nil {
 			t.Errorf("%v: want an error", env)

@@ -71,6 +71,11 @@ func (r *reader) loadAll() *Config {
 	if !c.EnableProxy && !c.DNS.Enabled {
 		r.fail("ENABLE_PROXY", "false", errors.New("and the DNS proxy is off (ISTIO_META_DNS_CAPTURE): ztunnel would run no server"))
 	}
+	if c.XDSOnDemand && c.DNS.Enabled {
+		// Rust validate_config: the DNS proxy answers only from what it holds, so with
+		// on-demand xDS it would forward mesh names it has not fetched yet.
+		r.fail("XDS_ON_DEMAND", "true", errors.New("and the DNS proxy is on: the DNS proxy does not support on-demand mode (set ISTIO_META_DNS_CAPTURE=false)"))
+	}
 	c.Warnings = r.typos()
 	return c
 }
