@@ -83,19 +83,25 @@ func (r Router) Outbound(snap *state.Snapshot, src *state.Workload, srcIP netip.
 	e := r.explainer()
 	network := src.Network
 	if svc := snap.ServiceByVIP(network, dst.Addr(), src.Namespace); svc != nil {
-		e.add("%s is a VIP of service %s (visible to namespace %s)", dst.Addr(), svc.Key, src.Namespace)
+		if e != nil {
+			e.add("%s is a VIP of service %s (visible to namespace %s)", dst.Addr(), svc.Key, src.Namespace)
+		}
 		pl, err := r.toService(snap, src, svc, dst, e)
 		pl.Why = e.list()
 		return pl, err
 	}
 	if w := snap.WorkloadByAddr(network, dst.Addr()); w != nil {
-		e.add("%s is workload %s", dst.Addr(), w.Uid)
+		if e != nil {
+			e.add("%s is workload %s", dst.Addr(), w.Uid)
+		}
 		pl, err := r.toAddressed(snap, src, srcIP, w, dst, e)
 		pl.Why = e.list()
 		return pl, err
 	}
 	e.hidden(snap, network, dst.Addr(), src.Namespace)
-	e.add("passthrough: %s is unknown to the mesh", dst.Addr())
+	if e != nil {
+		e.add("passthrough: %s is unknown to the mesh", dst.Addr())
+	}
 	return r.miss(network+"/"+dst.Addr().String(), Plan{Kind: Passthrough, Dial: dst, Why: e.list()}, nil)
 }
 
@@ -107,14 +113,18 @@ func (r Router) toService(snap *state.Snapshot, src *state.Workload, svc *state.
 		return pl, err
 	}
 	if svc.LoadBalancing.GetMode() == workloadapi.LoadBalancing_PASSTHROUGH {
-		e.add("passthrough: the service's load balancing is PASSTHROUGH")
+		if e != nil {
+			e.add("passthrough: the service's load balancing is PASSTHROUGH")
+		}
 		return Plan{Kind: Passthrough, Dial: dst}, nil
 	}
 	w, port, err := r.loadBalance(snap, src, svc, dst.Port(), standard)
 	if err != nil {
 		return Plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
 	}
-	e.add("endpoint %s chosen (load balancing %s), target port %d", w.Uid, lbMode(svc), port)
+	if e != nil {
+		e.add("endpoint %s chosen (load balancing %s), target port %d", w.Uid, lbMode(svc), port)
+	}
 	pl, err := r.toWorkload(w, src, port, dst.Addr(), svc.IpFamilies, sans(svc), e)
 	if err != nil {
 		return Plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
@@ -134,7 +144,9 @@ func (r Router) toAddressed(snap *state.Snapshot, src *state.Workload, srcIP net
 		if !from {
 			return r.viaWaypoint(snap, src, w.Waypoint, dst, e)
 		}
-		e.add("the source is the workload's waypoint: sent on, not back to it")
+		if e != nil {
+			e.add("the source is the workload's waypoint: sent on, not back to it")
+		}
 	}
 	return r.toWorkload(w, src, dst.Port(), dst.Addr(), workloadapi.IPFamilies_AUTOMATIC, nil, e)
 }
@@ -153,10 +165,14 @@ func (r Router) toWorkload(w, src *state.Workload, port uint16, target netip.Add
 	resolve := ""
 	switch {
 	case ok:
-		e.add("address %s of %v (asked %s, families %s)", ip, w.IPs, target, families)
+		if e != nil {
+			e.add("address %s of %v (asked %s, families %s)", ip, w.IPs, target, families)
+		}
 	case w.Hostname != "":
 		resolve = w.Hostname
-		e.add("%s has no address: its hostname %s is resolved at connect time", w.Uid, w.Hostname)
+		if e != nil {
+			e.add("%s has no address: its hostname %s is resolved at connect time", w.Uid, w.Hostname)
+		}
 	default:
 		return Plan{}, fmt.Errorf("%w: %s has %v, families %s", ErrNoAddress, w.Uid, w.IPs, families)
 	}
@@ -165,10 +181,14 @@ func (r Router) toWorkload(w, src *state.Workload, port uint16, target netip.Add
 		authority = app.String()
 	}
 	if w.TunnelProtocol != workloadapi.TunnelProtocol_HBONE {
-		e.add("plain TCP: %s does not speak HBONE", w.Uid)
+		if e != nil {
+			e.add("plain TCP: %s does not speak HBONE", w.Uid)
+		}
 		return Plan{Kind: Direct, Dial: app, Dst: w, Resolve: resolve, appPort: port}, nil
 	}
-	e.add("HBONE to %s's ztunnel on port %d", w.Uid, r.hbonePort())
+	if e != nil {
+		e.add("HBONE to %s's ztunnel on port %d", w.Uid, r.hbonePort())
+	}
 	return Plan{Kind: Tunnel, Dial: netip.AddrPortFrom(ip, r.hbonePort()), Authority: authority,
 		Expected: append([]identity.Identity{WorkloadID(w)}, extraIDs...), Dst: w, Resolve: resolve, appPort: port}, nil
 }

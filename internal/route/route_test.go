@@ -17,7 +17,7 @@ import (
 // HBONE; "reviews" (10.96.0.2) behind waypoint "wp" (service wp, VIP 10.96.0.9),
 // and "ratings", a pod with that waypoint of its own; "pass", a PASSTHROUGH service;
 // "empty", a service without endpoints; and "svc" again in namespace "other".
-func mesh(t *testing.T) *state.Snapshot {
+func mesh(t testing.TB) *state.Snapshot {
 	t.Helper()
 	wpAddr := &workloadapi.GatewayAddress{Destination: &workloadapi.GatewayAddress_Address{
 		Address: ztest.NetworkAddress("", "10.96.0.9")}, HboneMtlsPort: 15008}

@@ -23,7 +23,9 @@ func (r Router) serviceWaypoint(svc *state.Service, e *explainer) *workloadapi.G
 		n := r.random(total)
 		for _, ww := range svc.WeightedWaypoints {
 			if n < uint64(ww.Weight) {
-				e.add("weighted waypoint %s sampled (weight %d of %d)", gatewayString(ww.Destination), ww.Weight, total)
+				if e != nil {
+					e.add("weighted waypoint %s sampled (weight %d of %d)", gatewayString(ww.Destination), ww.Weight, total)
+				}
 				return ww.Destination
 			}
 			n -= uint64(ww.Weight)
@@ -49,9 +51,11 @@ func (r Router) viaWaypoint(snap *state.Snapshot, src *state.Workload, gw *workl
 	)
 	if a := gw.GetAddress(); a != nil {
 		ip, _ := netip.AddrFromSlice(a.Address)
-		target, key = ip, a.Network+"/"+ip.String()
+		target = ip
 		if svc = snap.ServiceByVIP(a.Network, ip, src.Namespace); svc == nil {
-			w = snap.WorkloadByAddr(a.Network, ip)
+			if w = snap.WorkloadByAddr(a.Network, ip); w == nil {
+				key = a.Network + "/" + ip.String()
+			}
 		}
 	} else {
 		h := gw.GetHostname()
@@ -71,7 +75,9 @@ func (r Router) viaWaypoint(snap *state.Snapshot, src *state.Workload, gw *workl
 		}
 		extra = sans(svc)
 	}
-	e.add("via waypoint %s (workload %s, port %d)", gatewayString(gw), w.Uid, port)
+	if e != nil {
+		e.add("via waypoint %s (workload %s, port %d)", gatewayString(gw), w.Uid, port)
+	}
 	pl, err := r.toWorkload(w, src, port, target, workloadapi.IPFamilies_AUTOMATIC, extra, e)
 	if err != nil {
 		return Plan{}, fmt.Errorf("waypoint: %w", err)
@@ -120,7 +126,10 @@ func gatewayTarget(snap *state.Snapshot, gw *workloadapi.GatewayAddress) (*state
 		if w := snap.WorkloadByAddr(a.Network, ip); w != nil {
 			return w, nil, ""
 		}
-		return nil, snap.ServiceByVIP(a.Network, ip, ""), a.Network + "/" + ip.String()
+		if svc := snap.ServiceByVIP(a.Network, ip, ""); svc != nil {
+			return nil, svc, ""
+		}
+		return nil, nil, a.Network + "/" + ip.String()
 	}
 	h := gw.GetHostname()
 	key := h.GetNamespace() + "/" + h.GetHostname()
