@@ -52,7 +52,7 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 		p.refuseEarly(c, r, connected, errUnknownSource)
 		return
 	}
-	_, pl, err := p.plan(snap, srcW, r.src.Addr(), dst)
+	pl, err := p.plan(snap, srcW, r.src.Addr(), dst)
 	if err != nil {
 		p.refuseEarly(c, r, connected, err)
 		return
@@ -96,7 +96,7 @@ func (p *Proxy) refuseOutbound(c *net.TCPConn, r *record, connected func(error),
 }
 
 // refuseEarly ends a connection refused before it had a route (unknown source, no
-// endpoint, hidden service): logged only, as Rust's log_early_deny.
+// endpoint, another network's endpoint): logged only, as Rust's log_early_deny.
 func (p *Proxy) refuseEarly(c *net.TCPConn, r *record, connected func(error), err error) {
 	p.earlyDeny(r, err)
 	connected(err)

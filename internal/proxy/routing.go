@@ -63,16 +63,16 @@ func (p *Proxy) source(src netip.Addr) (*state.Snapshot, *state.Workload) {
 // plan routes dst for src, fetching on demand what routing says it misses (Rust's
 // fetch_address, fetch_hostname and friends) and routing again; a resource still
 // missing once fetched is decided without.
-func (p *Proxy) plan(snap *state.Snapshot, srcW *state.Workload, src netip.Addr, dst netip.AddrPort) (*state.Snapshot, route.Plan, error) {
+func (p *Proxy) plan(snap *state.Snapshot, srcW *state.Workload, src netip.Addr, dst netip.AddrPort) (route.Plan, error) {
 	var asked []string
 	for {
 		pl, err := p.router.Outbound(snap, srcW, src, dst)
 		var m *route.Missing
 		if !errors.As(err, &m) {
-			return snap, pl, err
+			return pl, err
 		}
 		if slices.Contains(asked, m.Key) || len(asked) == maxDemands {
-			return snap, m.Plan, m.Err
+			return m.Plan, m.Err
 		}
 		asked = append(asked, m.Key)
 		snap = p.demand(m.Key)
