@@ -173,6 +173,12 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.startSelfProxy(bgCtx, &bg, certs, demand); err != nil {
+		for _, s := range servers {
+			s.close()
+		}
+		return err
+	}
 	for _, s := range servers {
 		s.serve(&wg, a.log)
 	}

@@ -28,6 +28,7 @@ func proxyOptions(c *config.Config) proxy.Options {
 		MaxConnections:   c.Limits.MaxConnections,
 		AuthzInfoLogging: c.AuthzInfoLogging,
 		NoBaggage:        !c.ResponseBaggage,
+		AppTunnelOnPodIP: !c.LocalhostAppTunnel,
 	}
 }
 

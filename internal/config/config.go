@@ -65,6 +65,10 @@ type Config struct {
 	PodName        string
 	PodNamespace   string
 	ServiceAccount string
+	// SelfNetns is the network namespace file ztunnel's own inbound (the self-proxy, on
+	// Addrs.Inbound) listens in; empty is ztunnel's own. Not an environment variable:
+	// tests run several ztunnels in one process, each "node" a namespace.
+	SelfNetns string
 
 	PacketMark    uint32 // 0: no mark
 	EnableOrigSrc *bool  // nil: best effort (auto)
@@ -99,6 +103,9 @@ type Config struct {
 	// ResponseBaggage sends a baggage header describing the destination on inbound's
 	// 200 and reads the request's (ENABLE_RESPONSE_BAGGAGE, Rust enable_enhanced_baggage).
 	ResponseBaggage bool
+	// LocalhostAppTunnel (LOCALHOST_APP_TUNNEL) sends PROXY application tunnels to the
+	// pod's loopback, from loopback, so the app need bind nowhere else.
+	LocalhostAppTunnel bool
 	// Warnings are environment variables that look like ztunnel's but are not read
 	// (typos): start-up logs each.
 	Warnings []string

@@ -53,7 +53,7 @@ func TestDefaultsInCluster(t *testing.T) {
 		ProxyMetadata: map[string]string{}, ProxyMetadataJSON: map[string]string{},
 		LogFormat: "plain", LogLevel: "info",
 		DNS:   DNS{Enabled: true, ResolvConf: "/etc/resolv.conf"},
-		Addrs: addresses(true), EnableProxy: true, ResponseBaggage: true,
+		Addrs: addresses(true), EnableProxy: true, ResponseBaggage: true, LocalhostAppTunnel: true,
 	}
 	want.Addrs.DNS = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15053")}
 	want.Addrs.DNSOptional = []netip.AddrPort{netip.MustParseAddrPort("[::1]:15053")}
@@ -214,6 +214,7 @@ var parseCases = []struct {
 	{"GOMEMLIMIT=200MiB", func(c *Config) bool { return c.MemoryLimitRatio == 0 }, ""},
 	{"ENABLE_PROXY=false", func(c *Config) bool { return !c.EnableProxy && c.DNS.Enabled }, "ENABLE_PROXY=off"},
 	{"ENABLE_RESPONSE_BAGGAGE=false", func(c *Config) bool { return !c.ResponseBaggage }, "ENABLE_RESPONSE_BAGGAGE=maybe"},
+	{"LOCALHOST_APP_TUNNEL=false", func(c *Config) bool { return !c.LocalhostAppTunnel }, "LOCALHOST_APP_TUNNEL=maybe"},
 	{"AUTHZ_POLICY_INFO_LOGGING=true", func(c *Config) bool { return c.AuthzInfoLogging }, "AUTHZ_POLICY_INFO_LOGGING=loud"},
 	{"UNSTABLE_ENABLE_SOCKS5=true", func(c *Config) bool { return c.Socks5Enabled }, "UNSTABLE_ENABLE_SOCKS5=1.0"},
 	{"ISTIO_META_DNS_CAPTURE=FALSE", func(c *Config) bool { return !c.DNS.Enabled && c.ProxyMetadata["DNS_CAPTURE"] == "FALSE" }, ""},

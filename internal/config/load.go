@@ -237,6 +237,7 @@ func (r *reader) loadNetwork(c *Config) {
 	c.EnableProxy = r.boolean("ENABLE_PROXY", true)
 	c.AuthzInfoLogging = r.boolean("AUTHZ_POLICY_INFO_LOGGING", false)
 	c.ResponseBaggage = r.boolean("ENABLE_RESPONSE_BAGGAGE", true)
+	c.LocalhostAppTunnel = r.boolean("LOCALHOST_APP_TUNNEL", true)
 	r.has("ISTIO_META_DNS_CAPTURE") // read through the merged metadata
 	v, set := c.ProxyMetadata["DNS_CAPTURE"]
 	c.DNS = DNS{

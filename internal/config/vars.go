@@ -77,6 +77,7 @@ var variables = slices.Concat([]Variable{
 	{"GOMEMLIMIT", "–", "Go's soft memory limit; when set it wins over AUTOMEMLIMIT. GOGC is Go's too (100)"},
 	{"UNSTABLE_ENABLE_SOCKS5", "false (true in standalone)", "SOCKS5 listener on 127.0.0.1:15080"},
 	{"ENABLE_PROXY", "true", "false runs no proxy listener (15001, 15006, 15008), only the DNS proxy, as Rust; with the DNS proxy off too, start-up fails"},
+	{"LOCALHOST_APP_TUNNEL", "true", "inbound connections to a workload with a PROXY application tunnel (a sandwiched waypoint) go to its 127.0.0.1 (or ::1), from loopback; false: to its pod IP, from the client's"},
 	{"ENABLE_RESPONSE_BAGGAGE", "true", "inbound answers a CONNECT with a `baggage` header describing the destination and reads the request's; outbound fills unknown peers' labels from it"},
 	{"AUTHZ_POLICY_INFO_LOGGING", "false", "log allowed authorization decisions at info instead of debug (denials are at info either way)"},
 	{"ISTIO_META_DNS_CAPTURE", "true", "DNS proxy on 15053 (istio-cni sends every pod's DNS there): unset or `true` is on, any other value off"},

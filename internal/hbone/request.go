@@ -22,6 +22,9 @@ type Request struct {
 	Baggage     string
 	Forwarded   string
 	Traceparent string
+	// ForwardedNetwork (x-forwarded-network) is the source's network, sent only on the
+	// inner CONNECT of double HBONE: the peer's IP is then the gateway's, not the source's.
+	ForwardedNetwork string
 	// Other holds any other request headers a peer sent (lowercase names).
 	Other map[string]string
 

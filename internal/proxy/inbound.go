@@ -90,8 +90,10 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	log := logging.Span(logging.Scoped(p.log, "inbound"), "inbound", "id", traceID(req.Traceparent),
 		"peer_ip", peer.Addr().String(), "peer_id", peerID.String())
 	snap := p.deps.State.Snapshot()
-	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID,
-		mtls: true, srcW: p.router.Peer(snap, peer.Addr())}
+	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID, mtls: true}
+	if !p.fromGateway(req) { // through a gateway the peer's address is the gateway's
+		r.srcW = p.router.Peer(snap, peer.Addr())
+	}
 	if !p.deps.NoBaggage {
 		r.baggage = req.Baggage
 	}
@@ -123,7 +125,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 		st.Respond(http.StatusUnauthorized)
 		return
 	}
-	up, err := p.dialApp(peer, target)
+	up, err := p.upstream(peer, peerID, in)
 	if err != nil {
 		p.noise.Log(log, slog.LevelWarn, noiseRefused, "CONNECT refused", "dst.hbone_addr", req.Authority,
 			"status", http.StatusServiceUnavailable, "error", err)
@@ -139,6 +141,13 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 }
 
 var errDenied = errors.New("denied by authorization policy")
+
+// fromGateway is Rust's from_gateway: the CONNECT came through an east-west gateway
+// (the inner tunnel of double HBONE), as its x-forwarded-network names another
+// network than ours; the source is then known by its certificate and baggage only.
+func (p *Proxy) fromGateway(req *hbone.Request) bool {
+	return req.ForwardedNetwork != "" && !strings.EqualFold(req.ForwardedNetwork, p.router.Network)
+}
 
 // serveIn carries an accepted inbound connection to its app, subject to late
 // enforcement, with telemetry.

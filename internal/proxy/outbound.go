@@ -14,6 +14,7 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/crl"
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/pool"
 	"github.com/ztunnel-go/ztunnel/internal/route"
@@ -61,6 +62,9 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 	if pl.HBONE() {
 		r.srcID, r.dstID = route.WorkloadID(r.srcW), route.WorkloadID(pl.Dst)
 	}
+	if pl.Kind == route.DoubleHBONE { // the far end describes itself (Rust DerivedWorkload)
+		r.dstW, r.dstID = nil, identity.Identity{}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	pl, err = p.resolve(ctx, r, pl, dst)
 	var up halfConn
@@ -74,8 +78,11 @@ func (p *Proxy) proxyOutbound(c *net.TCPConn, lc *liveConn, dst netip.AddrPort, 
 		return
 	}
 	connected(nil)
-	if st, ok := up.(*hbone.Stream); ok && r.dstW == nil && !p.deps.NoBaggage {
+	if st := streamOf(up); st != nil && r.dstW == nil && !p.deps.NoBaggage {
 		r.baggage = st.ResponseBaggage()
+	}
+	if t, ok := up.(*innerTunnel); ok {
+		r.dstID = t.peer
 	}
 	lc.carry(up)
 	p.show(lc, r)
@@ -132,8 +139,9 @@ var (
 	errNetworkPolicy = errors.New("HBONE port unreachable (a network policy may drop it)")
 )
 
-// connect reaches the plan's destination: plain TCP, or an HBONE stream pooled per
-// source identity, expected identities, peer and source IP.
+// connect reaches the plan's destination: plain TCP, an HBONE stream pooled per
+// source identity, expected identities, peer and source IP, or (double HBONE) a
+// tunnel inside such a stream to a gateway.
 func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.AddrPort, pl route.Plan) (halfConn, error) {
 	if !pl.HBONE() {
 		c, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.Dial)
@@ -147,38 +155,55 @@ func (p *Proxy) connect(ctx context.Context, srcW *state.Workload, src netip.Add
 	if err != nil {
 		return nil, fmt.Errorf("%w: certificate for %s: %w", errIdentity, srcID, err)
 	}
-	key := pool.NewKey(srcID, pl.Expected, pl.Dial, src.Addr())
 	req := &hbone.Request{Authority: pl.Authority, Forwarded: hbone.ForwardedFor(src, pl.ServiceHost),
 		Baggage: baggage(srcW), Traceparent: hbone.NewTraceparent()}
-	dial := func(ctx context.Context) (*hbone.Conn, error) {
-		gen := p.deps.CRL.Generation()
-		nc, err := p.deps.Sockets.Dial(ctx, src.Addr(), pl.Dial)
+	st, err := p.pooled(ctx, cert, src, pl.Expected, pl.Dial, req)
+	if err != nil || pl.Kind != route.DoubleHBONE {
+		return st, err
+	}
+	return p.inner(ctx, st, cert, pl, req)
+}
+
+// pooled opens a CONNECT stream to dial, on a pooled connection proving one of expected.
+func (p *Proxy) pooled(ctx context.Context, cert *identity.Cert, src netip.AddrPort, expected []identity.Identity,
+	dial netip.AddrPort, req *hbone.Request) (*hbone.Stream, error) {
+	key := pool.NewKey(cert.ID, expected, dial, src.Addr())
+	return p.pool.Connect(ctx, key, req, func(ctx context.Context) (*hbone.Conn, error) {
+		nc, err := p.deps.Sockets.Dial(ctx, src.Addr(), dial)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fmt.Errorf("%w: %s: %w", errNetworkPolicy, pl.Dial, err)
+				return nil, fmt.Errorf("%w: %s: %w", errNetworkPolicy, dial, err)
 			}
 			return nil, err
 		}
-		tc := tls.Client(mtls.NewTransport(nc), mtls.ClientConfig(p.deps.TLS, cert, pl.Expected))
-		if err := mtls.Handshake(ctx, tc, p.deps.Timeouts.Handshake); err != nil {
-			nc.Close()
-			if errors.Is(err, crl.ErrRevoked) {
-				p.deps.CRL.Rejected("source")
-			}
-			return nil, fmt.Errorf("%w with %s: %w", errTLSHandshake, pl.Dial, err)
-		}
-		hc, err := hbone.NewClientConn(tc, p.settingsFor(addrPort(nc.RemoteAddr())))
+		hc, _, err := p.handshake(ctx, mtls.NewTransport(nc), cert, expected, addrPort(nc.RemoteAddr()))
 		if err != nil {
-			return nil, fmt.Errorf("%w with %s: %w", errH2Handshake, pl.Dial, err)
+			nc.Close()
 		}
-		p.trackRevocation(gen, tc.ConnectionState(), cert.RootPool(), x509.ExtKeyUsageServerAuth, hc)
-		return hc, nil
+		return hc, err
+	})
+}
+
+// handshake is the client side of HBONE over nc: mTLS proving cert and checking the
+// peer is one of expected, then HTTP/2; the connection's peer, whose identity it
+// returns, is then watched for revocation.
+func (p *Proxy) handshake(ctx context.Context, nc net.Conn, cert *identity.Cert, expected []identity.Identity,
+	peer netip.AddrPort) (*hbone.Conn, identity.Identity, error) {
+	gen := p.deps.CRL.Generation()
+	tc := tls.Client(nc, mtls.ClientConfig(p.deps.TLS, cert, expected))
+	if err := mtls.Handshake(ctx, tc, p.deps.Timeouts.Handshake); err != nil {
+		if errors.Is(err, crl.ErrRevoked) {
+			p.deps.CRL.Rejected("source")
+		}
+		return nil, identity.Identity{}, fmt.Errorf("%w with %s: %w", errTLSHandshake, peer, err)
 	}
-	st, err := p.pool.Connect(ctx, key, req, dial)
+	hc, err := hbone.NewClientConn(tc, p.settingsFor(peer))
 	if err != nil {
-		return nil, err
+		return nil, identity.Identity{}, fmt.Errorf("%w with %s: %w", errH2Handshake, peer, err)
 	}
-	return st, nil
+	p.trackRevocation(gen, tc.ConnectionState(), cert.RootPool(), x509.ExtKeyUsageServerAuth, hc)
+	id, _ := mtls.PeerIdentity(tc.ConnectionState())
+	return hc, id, nil
 }
 
 // baggage describes the source workload to the destination's telemetry.

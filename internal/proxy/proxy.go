@@ -67,6 +67,13 @@ type Options struct {
 	// SourceWait is how long an outbound connection waits for its source workload to
 	// arrive; 0 is DefaultSourceWait, negative does not wait.
 	SourceWait time.Duration
+	// SelfStats, when valid, makes this proxy ztunnel's own inbound (Pod is ztunnel's
+	// workload): a CONNECT for this port of ztunnel's address is carried to the stats
+	// server listening here, and nothing else is served.
+	SelfStats netip.AddrPort
+	// AppTunnelOnPodIP (LOCALHOST_APP_TUNNEL=false) dials a PROXY application tunnel at
+	// the pod's IP from the client's address, instead of loopback from loopback.
+	AppTunnelOnPodIP bool
 	// Resolver resolves hostname-only workloads at connect time; nil refuses them.
 	Resolver Resolver
 	Drain    *drain.Drain

@@ -35,8 +35,11 @@ func revokedPeer(err error, c halfConn) bool {
 	if errors.Is(err, crl.ErrRevoked) {
 		return true
 	}
-	st, ok := c.(*hbone.Stream)
-	return ok && errors.Is(st.Conn().Err(), crl.ErrRevoked)
+	if t, ok := c.(*innerTunnel); ok && errors.Is(t.outer.Conn().Err(), crl.ErrRevoked) {
+		return true // the gateway's certificate (Rust races both tunnels' signals)
+	}
+	st := streamOf(c)
+	return st != nil && errors.Is(st.Conn().Err(), crl.ErrRevoked)
 }
 
 // endFlags is the response flag of a connection that carried data: CERT_REVOKED or DENY

@@ -26,6 +26,19 @@ type Inbound struct {
 	Target   netip.AddrPort  // always on the local workload's IP the client reached
 	Workload *state.Workload // the local workload
 	Service  *state.Service  // the service the client addressed, if known
+	// Tunnel is set when the workload declares an application tunnel (a sandwiched
+	// waypoint): Target's port is then the tunnel's.
+	Tunnel *AppTunnel
+}
+
+// AppTunnel is Rust's TunnelRequest: what the app behind an application tunnel is
+// told of the connection.
+type AppTunnel struct {
+	// Addressed is where the client was going, the PROXY header's destination: the
+	// CONNECT's address, or for a hostname a VIP of the service (this network's, IPv4
+	// preferred), since PROXY carries no hostnames.
+	Addressed netip.AddrPort
+	PROXY     bool // the app reads a PROXY v2 header first
 }
 
 // ErrMalformed marks a refusal that is the client's fault (HTTP 400); other refusals
@@ -58,7 +71,45 @@ func (r Router) Inbound(snap *state.Snapshot, local netip.Addr, c Connect) (Inbo
 	if r.IsOwnPort(port) {
 		return Inbound{}, fmt.Errorf("port %d is ztunnel's own", port)
 	}
-	return Inbound{Target: netip.AddrPortFrom(local, port), Workload: w, Service: addressedService(snap, c, w)}, nil
+	in := Inbound{Target: netip.AddrPortFrom(local, port), Workload: w, Service: addressedService(snap, c, w)}
+	if at := w.ApplicationTunnel; at != nil {
+		addressed, err := tunnelAddressed(snap, w, c)
+		if err != nil {
+			return Inbound{}, err
+		}
+		if at.Port != 0 { // Rust find_inbound_upstream: the tunnel's own port, e.g. 15088
+			in.Target = netip.AddrPortFrom(local, uint16(at.Port))
+		}
+		in.Tunnel = &AppTunnel{Addressed: addressed, PROXY: at.Protocol == workloadapi.ApplicationTunnel_PROXY}
+	}
+	return in, nil
+}
+
+// tunnelAddressed is the destination a PROXY header names: the CONNECT's address, or
+// a VIP of the hostname's service on w's network (IPv4 first), then any VIP.
+func tunnelAddressed(snap *state.Snapshot, w *state.Workload, c Connect) (netip.AddrPort, error) {
+	if c.Host == "" {
+		return c.Addr, nil
+	}
+	svc := snap.ServiceByHost(c.Host, w.Namespace)
+	var best netip.Addr
+	bestRank := -1
+	for _, v := range svc.VIPs {
+		rank := 0
+		if v.Network == w.Network {
+			rank = 1
+			if v.Addr.Is4() {
+				rank = 2
+			}
+		}
+		if rank > bestRank {
+			best, bestRank = v.Addr, rank
+		}
+	}
+	if !best.IsValid() {
+		return netip.AddrPort{}, fmt.Errorf("service %s has no VIP for the application tunnel's PROXY header", c.Host)
+	}
+	return netip.AddrPortFrom(best, c.Port), nil
 }
 
 // addressedService is the service the client addressed: the hostname authority, or

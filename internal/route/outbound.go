@@ -25,10 +25,13 @@ const (
 	// Waypoint is HBONE to the destination's waypoint, with the original destination
 	// as the CONNECT authority: the waypoint applies L7 policy and picks the endpoint.
 	Waypoint
+	// DoubleHBONE is HBONE to another network's east-west gateway carrying a second,
+	// end-to-end HBONE tunnel to the destination (or its waypoint) there.
+	DoubleHBONE
 )
 
 func (k Kind) String() string {
-	return [...]string{"passthrough", "direct", "tunnel", "waypoint"}[k]
+	return [...]string{"passthrough", "direct", "tunnel", "waypoint", "double-hbone"}[k]
 }
 
 // Plan is where one outbound connection goes.
@@ -37,8 +40,11 @@ type Plan struct {
 	Dial      netip.AddrPort // the app (TCP) or the peer's HBONE port
 	Authority string         // the CONNECT authority, when tunnelled
 	// Expected are the identities the peer may prove: the workload's, then those its
-	// service allows.
-	Expected    []identity.Identity
+	// service allows; for DoubleHBONE, the gateway's.
+	Expected []identity.Identity
+	// Inner, for DoubleHBONE, are those the far end of the inner tunnel may prove.
+	Inner       []identity.Identity
+	Gateway     *state.Workload // the east-west gateway dialed, for DoubleHBONE
 	ServiceHost string          // the service the client addressed, for forwarded;host=
 	Service     *state.Service  // that service, for telemetry
 	Dst         *state.Workload // the workload dialed, when known
@@ -52,7 +58,7 @@ type Plan struct {
 }
 
 // HBONE reports a plan carried in an HBONE tunnel.
-func (p Plan) HBONE() bool { return p.Kind == Tunnel || p.Kind == Waypoint }
+func (p Plan) HBONE() bool { return p.Kind >= Tunnel }
 
 // Resolved is the plan once its hostname resolved to ip: the same ports, that address.
 func (p Plan) Resolved(ip netip.Addr) Plan {
@@ -98,6 +104,10 @@ func (r Router) Outbound(snap *state.Snapshot, src *state.Workload, srcIP netip.
 		pl.Why = e.list()
 		return pl, err
 	}
+	if pl, ok, err := r.remoteByAddr(snap, src, dst, e); ok {
+		pl.Why = e.list()
+		return pl, err
+	}
 	e.hidden(snap, network, dst.Addr(), src.Namespace)
 	if e != nil {
 		e.add("passthrough: %s is unknown to the mesh", dst.Addr())
@@ -108,7 +118,7 @@ func (r Router) Outbound(snap *state.Snapshot, src *state.Workload, srcIP netip.
 // toService routes a service-addressed connection.
 func (r Router) toService(snap *state.Snapshot, src *state.Workload, svc *state.Service, dst netip.AddrPort, e *explainer) (Plan, error) {
 	if gw := r.serviceWaypoint(svc, e); gw != nil && !r.isWaypoint(snap, src, gw) {
-		pl, err := r.viaWaypoint(snap, src, gw, dst, e)
+		pl, err := r.viaWaypoint(snap, src, gw, svc, dst, e)
 		pl.Service = svc
 		return pl, err
 	}
@@ -124,6 +134,14 @@ func (r Router) toService(snap *state.Snapshot, src *state.Workload, svc *state.
 	}
 	if e != nil {
 		e.add("endpoint %s chosen (load balancing %s), target port %d", w.Uid, lbMode(svc), port)
+	}
+	if w.Network != src.Network {
+		pl, err := r.throughGateway(snap, src, w, hostAuthority(svc, dst.Port()), sans(svc), dst, e)
+		if err != nil {
+			return Plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
+		}
+		pl.ServiceHost, pl.Service = svc.Hostname, svc
+		return pl, nil
 	}
 	pl, err := r.toWorkload(w, src, port, dst.Addr(), svc.IpFamilies, sans(svc), e)
 	if err != nil {
@@ -142,7 +160,7 @@ func (r Router) toAddressed(snap *state.Snapshot, src *state.Workload, srcIP net
 			return Plan{}, err
 		}
 		if !from {
-			return r.viaWaypoint(snap, src, w.Waypoint, dst, e)
+			return r.viaWaypoint(snap, src, w.Waypoint, nil, dst, e)
 		}
 		if e != nil {
 			e.add("the source is the workload's waypoint: sent on, not back to it")
@@ -154,12 +172,8 @@ func (r Router) toAddressed(snap *state.Snapshot, src *state.Workload, srcIP net
 // toWorkload reaches w on port: HBONE to its ztunnel when it speaks HBONE, else TCP,
 // on the address pickAddress chooses; a hostname-only workload is left to resolve.
 func (r Router) toWorkload(w, src *state.Workload, port uint16, target netip.Addr, families workloadapi.IPFamilies, extraIDs []identity.Identity, e *explainer) (Plan, error) {
-	if w.Network != src.Network {
-		if w.NetworkGateway == nil {
-			return Plan{}, fmt.Errorf("%w: %s is on network %q and has no network gateway", ErrOtherNetwork, w.Uid, w.Network)
-		}
-		return Plan{}, fmt.Errorf("%w: %s is on network %q, behind gateway %v: double HBONE through network gateways is not supported yet",
-			ErrOtherNetwork, w.Uid, w.Network, gatewayString(w.NetworkGateway))
+	if w.Network != src.Network { // only a service crosses networks (Rust NoService)
+		return Plan{}, fmt.Errorf("%w: %s is on network %q and was not addressed by service", ErrOtherNetwork, w.Uid, w.Network)
 	}
 	ip, ok := pickAddress(w, target, families)
 	resolve := ""

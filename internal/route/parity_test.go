@@ -127,25 +127,6 @@ func TestLoadBalanceNetworkPreferred(t *testing.T) {
 	}
 }
 
-// TestBuildRequestWrongNetwork pins build_request_wrong_network and
-// build_request_through_gateway's refusal: an endpoint on another network is never
-// dialled at its pod IP; without a gateway it is NoValidDestination, and through one
-// (double HBONE) it is not carried yet.
-func TestBuildRequestWrongNetwork(t *testing.T) {
-	ztest.NoLeaks(t)
-	for _, gateway := range []bool{false, true} {
-		remote := onNetwork(ztest.WithService(ztest.Workload("ns", "remote", "10.9.0.1"), svcKey, 80, 8080), "net2")
-		if gateway {
-			remote.NetworkGateway = gwAddr("net2", "192.168.9.9", 15008)
-		}
-		snap := snapOf(t, ztest.Service("ns", "svc", []string{"10.96.0.1"}, 80, 8080), remote, ztest.Workload("ns", "client", "10.0.1.1"))
-		pl, err := outbound(t, snap, "ns", "client", "10.96.0.1:80")
-		if !errors.Is(err, ErrOtherNetwork) {
-			t.Errorf("gateway %v: %v %s, %v; want ErrOtherNetwork", gateway, pl.Kind, pl.Dial, err)
-		}
-	}
-}
-
 // TestSampleWeightedWaypoint pins Rust sample_weighted_waypoint (test_sample_weighted_
 // waypoint): connections are split by weight; weight 0 is never chosen; all zero (or
 // none) falls back to the single waypoint.

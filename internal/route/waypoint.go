@@ -37,8 +37,10 @@ func (r Router) serviceWaypoint(svc *state.Service, e *explainer) *workloadapi.G
 // viaWaypoint is Rust fetch_waypoint: the waypoint named by address is looked up as a
 // service VIP (visible to src) or a workload, by hostname as a service or a workload;
 // a service is load-balanced on its HBONE port. The authority is the original
-// destination: the waypoint picks the endpoint.
-func (r Router) viaWaypoint(snap *state.Snapshot, src *state.Workload, gw *workloadapi.GatewayAddress, dst netip.AddrPort, e *explainer) (Plan, error) {
+// destination: the waypoint picks the endpoint. A waypoint on another network is
+// reached through its gateway, for the service target only (nil: workload-addressed),
+// with target's hostname as the authority and the waypoint service's SANs inside.
+func (r Router) viaWaypoint(snap *state.Snapshot, src *state.Workload, gw *workloadapi.GatewayAddress, target *state.Service, dst netip.AddrPort, e *explainer) (Plan, error) {
 	port := uint16(gw.HboneMtlsPort)
 	if port == 0 {
 		port = r.hbonePort()
@@ -46,12 +48,12 @@ func (r Router) viaWaypoint(snap *state.Snapshot, src *state.Workload, gw *workl
 	var (
 		w      *state.Workload
 		svc    *state.Service
-		target = dst.Addr() // the family to prefer
+		family = dst.Addr() // the family to prefer
 		key    string
 	)
 	if a := gw.GetAddress(); a != nil {
 		ip, _ := netip.AddrFromSlice(a.Address)
-		target = ip
+		family = ip
 		if svc = snap.ServiceByVIP(a.Network, ip, src.Namespace); svc == nil {
 			if w = snap.WorkloadByAddr(a.Network, ip); w == nil {
 				key = a.Network + "/" + ip.String()
@@ -78,7 +80,15 @@ func (r Router) viaWaypoint(snap *state.Snapshot, src *state.Workload, gw *workl
 	if e != nil {
 		e.add("via waypoint %s (workload %s, port %d)", gatewayString(gw), w.Uid, port)
 	}
-	pl, err := r.toWorkload(w, src, port, target, workloadapi.IPFamilies_AUTOMATIC, extra, e)
+	if w.Network != src.Network && target != nil {
+		pl, err := r.throughGateway(snap, src, w, hostAuthority(target, dst.Port()), extra, dst, e)
+		if err != nil {
+			return Plan{}, fmt.Errorf("waypoint: %w", err)
+		}
+		pl.ServiceHost = target.Hostname
+		return pl, nil
+	}
+	pl, err := r.toWorkload(w, src, port, family, workloadapi.IPFamilies_AUTOMATIC, extra, e)
 	if err != nil {
 		return Plan{}, fmt.Errorf("waypoint: %w", err)
 	}

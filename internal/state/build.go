@@ -54,6 +54,9 @@ func (s *Snapshot) indexWorkloads(wls map[string]*Workload) {
 		if w.NetworkMode == workloadapi.NetworkMode_HOST_NETWORK {
 			continue
 		}
+		if w.NetworkGateway != nil && !slices.Contains(s.gatewayNetworks, w.Network) {
+			s.gatewayNetworks = append(s.gatewayNetworks, w.Network)
+		}
 		for _, ip := range w.IPs {
 			k := NetAddr{w.Network, ip}
 			if old := s.workloadsByAddr[k]; old == nil || old.seq < w.seq {

@@ -14,6 +14,7 @@ type Snapshot struct {
 
 	workloadsByUID  map[string]*Workload
 	workloadsByAddr map[NetAddr]*Workload  // host-network workloads are not indexed by IP
+	gatewayNetworks []string               // networks with a workload behind a network gateway
 	workloadsByName map[string]*Workload   // namespace/name, for pods named by istio-cni
 	workloadsByHost map[string][]*Workload // by hostname (headless pods, DNS workloads), sorted by uid
 	servicesByKey   map[string]*Service
@@ -51,6 +52,18 @@ func (s *Snapshot) WorkloadByName(ns, name string) *Workload { return s.workload
 // WorkloadByAddr returns the workload owning ip on network, or nil.
 func (s *Snapshot) WorkloadByAddr(network string, ip netip.Addr) *Workload {
 	return s.workloadsByAddr[NetAddr{network, ip.Unmap()}]
+}
+
+// RemoteWorkloadsByAddr returns the workloads at ip on networks other than local that
+// are reachable through a network gateway (one per network: pod IPs may overlap).
+func (s *Snapshot) RemoteWorkloadsByAddr(local string, ip netip.Addr) []*Workload {
+	var out []*Workload
+	for _, n := range s.gatewayNetworks {
+		if w := s.workloadsByAddr[NetAddr{n, ip.Unmap()}]; n != local && w != nil && w.NetworkGateway != nil {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // ServiceByKey returns the service namespace/hostname, or nil.

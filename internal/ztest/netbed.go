@@ -23,7 +23,8 @@ import (
 type Bed struct {
 	t   testing.TB
 	id  string
-	nss []string // namespaces to delete, in creation order
+	nss   []string // namespaces to delete, in creation order
+	links int      // links made so far: link k is 10.71.k.0/30
 }
 
 // NewBed starts a bed that is torn down with the test. Not root: the test is skipped.
@@ -89,6 +90,13 @@ func (n *BedNode) Do(fn func() error) error {
 	return ns.Do(fn)
 }
 
+// Dial connects from the node's namespace, as a node's own process would.
+func (n *BedNode) Dial(addr string) (net.Conn, error) {
+	var c net.Conn
+	err := n.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr, 10*time.Second); return err })
+	return c, err
+}
+
 // ServeDNS runs a FakeDNS on ip:53 (UDP and TCP) inside the node's namespace, as a
 // cluster's kube-dns: ip must be one of the node's addresses.
 func (n *BedNode) ServeDNS(t testing.TB, ip string, records map[string][]string) *FakeDNS {
@@ -110,14 +118,19 @@ func (n *BedNode) ServeDNS(t testing.TB, ip string, records map[string][]string)
 	return ServeFakeDNS(t, pc, l, records)
 }
 
-// Link joins two nodes with a veth pair and routes each one's pods via the other.
+// Link joins two nodes with a veth pair and routes each one's pods via the other, and
+// only those: a node linked to several (a gateway between networks) does not make its
+// peers reach each other.
 func (b *Bed) Link(x, y *BedNode) {
-	b.run("ip", "-n", x.NS, "link", "add", "peer", "type", "veth", "peer", "name", "peer", "netns", y.NS)
+	k := b.links
+	b.links++
+	dev := fmt.Sprintf("peer%d", k)
+	b.run("ip", "-n", x.NS, "link", "add", dev, "type", "veth", "peer", "name", dev, "netns", y.NS)
 	for i, n := range []*BedNode{x, y} {
 		other := []*BedNode{y, x}[i]
-		b.run("ip", "-n", n.NS, "addr", "add", fmt.Sprintf("10.71.0.%d/30", i+1), "dev", "peer")
-		b.run("ip", "-n", n.NS, "link", "set", "peer", "up")
-		b.run("ip", "-n", n.NS, "route", "add", fmt.Sprintf("10.70.%d.0/24", other.Idx), "via", fmt.Sprintf("10.71.0.%d", 2-i))
+		b.run("ip", "-n", n.NS, "addr", "add", fmt.Sprintf("10.71.%d.%d/30", k, i+1), "dev", dev)
+		b.run("ip", "-n", n.NS, "link", "set", dev, "up")
+		b.run("ip", "-n", n.NS, "route", "add", fmt.Sprintf("10.70.%d.0/24", other.Idx), "via", fmt.Sprintf("10.71.%d.%d", k, 2-i))
 	}
 }
 

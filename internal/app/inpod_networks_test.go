@@ -1,0 +1,342 @@
+//go:build linux
+
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+	"istio.io/istio/pkg/workloadapi"
+	"istio.io/istio/pkg/workloadapi/security"
+
+	"github.com/ztunnel-go/ztunnel/internal/app"
+	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/logging"
+	"github.com/ztunnel-go/ztunnel/internal/state"
+	"github.com/ztunnel-go/ztunnel/internal/ztest"
+)
+
+// The two networks of TestInPodNetworks. Node 1 (net-a) and node 2 (net-b) run a
+// ztunnel each; node 3 is net-a's east-west gateway, node 4 net-b's. Each node is
+// linked to both gateways and to nothing else, so no pod of one network has a route
+// to a pod of the other: only the gateways' addresses are reachable across.
+const (
+	gwA, gwB  = "10.70.3.1", "10.70.4.1"
+	echoVIP   = "10.96.0.10"
+	echoHost  = "echo.default.svc.cluster.local"
+	echoSAN   = "spiffe://cluster.local/ns/default/sa/echo"
+	gwSA      = "istio-eastwestgateway"
+	proxyPort = 15088
+)
+
+// gatewayAt is net's gateway address, as istiod names it in network_gateway.
+func gatewayAt(network, ip string) *workloadapi.GatewayAddress {
+	return &workloadapi.GatewayAddress{Destination: &workloadapi.GatewayAddress_Address{
+		Address: ztest.NetworkAddress(network, ip)}, HboneMtlsPort: 15008}
+}
+
+func onNet(w *workloadapi.Workload, network, node string) *workloadapi.Workload {
+	w.Network, w.Node, w.Uid = network, node, network+"//"+w.Namespace+"/"+w.Name
+	return w
+}
+
+// netAView is what net-a's istiod sends: its pods; ztunnel n1 itself (so that a mesh
+// pod's connection to it is tunnelled to its own inbound); echo, whose only endpoint
+// here is net-b's split-horizon workload behind gw-b, as istiod coalesces a remote
+// network's endpoints; gw-b's workload; and (beyond what istiod sends, for routing by
+// pod IP) net-b's server pod behind gw-b.
+func netAView() []*workloadapi.Address {
+	client := onNet(ztest.Workload("foo", "client", "10.70.1.10"), "net-a", "n1")
+	intruder := onNet(ztest.Workload("foo", "intruder", "10.70.1.11"), "net-a", "n1")
+	prom := onNet(ztest.Workload("monitoring", "prom", "10.70.1.12"), "net-a", "n1")
+	sandwich := onNet(ztest.Workload("default", "sandwich", "10.70.1.13"), "net-a", "n1")
+	sandwich.ApplicationTunnel = &workloadapi.ApplicationTunnel{Protocol: workloadapi.ApplicationTunnel_PROXY, Port: proxyPort}
+	self := onNet(ztest.Workload("istio-system", "ztunnel-n1", "10.70.1.1"), "net-a", "n1")
+	self.ServiceAccount = "ztunnel"
+	split := onNet(ztest.WithService(ztest.Workload("default", "echo-net-b"), "default/"+echoHost, 80, 8080), "net-b", "")
+	split.Uid, split.NetworkGateway = "net-b/NetworkGateway/default/echo", gatewayAt("net-b", gwB)
+	gateway := onNet(ztest.Workload("istio-system", gwSA, gwB), "net-b", "")
+	gateway.Uid = "NetworkGateway/net-b/" + gwB
+	server := serverWorkload()
+	server.NetworkGateway, server.Services = gatewayAt("net-b", gwB), nil
+	return addresses(echoService("net-a"), client, intruder, prom, sandwich, self, split, gateway, server)
+}
+
+// netBView is net-b's: the server, echo's endpoint, allowed only to foo/client.
+func netBView() []*workloadapi.Address {
+	return addresses(echoService("net-b"), serverWorkload())
+}
+
+func serverWorkload() *workloadapi.Workload {
+	w := onNet(ztest.WithService(ztest.Workload("default", "server", "10.70.2.10"), "default/"+echoHost, 80, 8080), "net-b", "n2")
+	w.ServiceAccount, w.AuthorizationPolicies = "echo", []string{"default/allow-client"}
+	return w
+}
+
+func echoService(network string) *workloadapi.Service {
+	s := ztest.Service("default", "echo", []string{echoVIP}, 80, 8080)
+	s.Addresses[0].Network, s.SubjectAltNames = network, []string{echoSAN}
+	return s
+}
+
+func addresses(items ...any) []*workloadapi.Address {
+	var out []*workloadapi.Address
+	for _, it := range items {
+		out = append(out, ztest.AsAddress(it))
+	}
+	return out
+}
+
+// allowClient is the server's policy: only foo/client's identity.
+var allowClient = &security.Authorization{Name: "allow-client", Namespace: "default", Scope: security.Scope_WORKLOAD_SELECTOR,
+	Action: security.Action_ALLOW, Groups: []*security.Group{{Rules: []*security.Rules{{Matches: []*security.Match{{
+		Principals: []*security.StringMatch{{MatchType: &security.StringMatch_Exact{Exact: "cluster.local/ns/foo/sa/client"}}},
+	}}}}}}}
+
+type networksBed struct {
+	pods  map[string]*ztest.BedPod
+	nodes [3]*ztNode
+	gws   map[string]*ztest.EastWestGateway
+}
+
+func newNetworksBed(t *testing.T) *networksBed {
+	bed := ztest.NewBed(t)
+	n1, n2, n3, n4 := bed.Node(1), bed.Node(2), bed.Node(3), bed.Node(4)
+	bed.Link(n1, n3)
+	bed.Link(n1, n4)
+	bed.Link(n2, n3)
+	bed.Link(n2, n4)
+	b := &networksBed{pods: map[string]*ztest.BedPod{}, gws: map[string]*ztest.EastWestGateway{}}
+	for _, p := range []*ztest.BedPod{n1.Pod("client", true), n1.Pod("intruder", true), n1.Pod("prom", true),
+		n1.Pod("sandwich", true), n1.Pod("plain", false), n2.Pod("server", true)} {
+		b.pods[p.Name] = p
+	}
+	b.pods["server"].ServeWhoami(t, 8080)
+	ca, dir := ztest.NewFakeCA(t), t.TempDir()
+	gwCert, err := ca.CA.Fetch(context.Background(), identity.New("cluster.local", "istio-system", gwSA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateways first: they stop last, after the ztunnels' pools have let go.
+	for _, g := range []struct {
+		node    *ztest.BedNode
+		ip, net string
+		view    []*workloadapi.Address
+	}{{n3, gwA, "net-a", nil}, {n4, gwB, "net-b", netBView()}} {
+		var l net.Listener
+		if err := g.node.Do(func() (err error) { l, err = net.Listen("tcp", g.ip+":15008"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		store := state.NewStore()
+		store.Apply(state.Update{Addresses: g.view})
+		b.gws[g.net] = ztest.ServeEastWestGateway(t, l, g.node.Dial, gwCert, g.net, store)
+	}
+	for i, n := range []*ztest.BedNode{n1, n2} {
+		idx := i + 1
+		cni := ztest.NewFakeCNI(t, filepath.Join(dir, fmt.Sprintf("zds-%d.sock", idx)))
+		for _, p := range b.pods {
+			if p.Node == n && p.Name != "plain" {
+				cni.AddPod("uid-"+p.Name, podNS(p.Name), p.Name, p.Name, p.Path)
+			}
+		}
+		env := []string{"INPOD_ENABLED=true", "INPOD_UDS=" + cni.Path, "LOCAL_XDS=workloads: []\n", "XDS_ADDRESS=",
+			"CA_ADDRESS=" + ca.Address, "CA_ROOT_CA=" + ca.ServePEM, "AUTH_TOKEN=token", "IPV6_ENABLED=false",
+			fmt.Sprintf("NODE_NAME=n%d", idx), "NETWORK=net-" + string(rune('a'+i)), "RUST_LOG=debug",
+			fmt.Sprintf("POD_NAME=ztunnel-n%d", idx), "POD_NAMESPACE=istio-system", "SERVICE_ACCOUNT=ztunnel"}
+		b.nodes[idx] = startZtunnel(t, idx, env, func(c *config.Config) { c.SelfNetns = "/var/run/netns/" + n.NS })
+	}
+	apply(t, b.nodes[1], state.Update{Addresses: netAView()})
+	apply(t, b.nodes[2], state.Update{Addresses: netBView(), Policies: []*security.Authorization{allowClient}})
+	return b
+}
+
+func podNS(pod string) string {
+	switch pod {
+	case "client", "intruder":
+		return "foo"
+	case "prom":
+		return "monitoring"
+	}
+	return "default"
+}
+
+func apply(t *testing.T, n *ztNode, u state.Update) {
+	t.Helper()
+	if errs := n.app.State().Apply(u); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+}
+
+// startZtunnel runs a ztunnel with env (and tweak applied to its config) until ready,
+// its HTTP servers on loopback ports of their own.
+func startZtunnel(t *testing.T, idx int, env []string, tweak func(*config.Config)) *ztNode {
+	t.Helper()
+	cfg, err := config.Load(config.Source{Env: env, FileExists: func(string) bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := netip.MustParseAddrPort("127.0.0.1:0")
+	cfg.Addrs.Admin, cfg.Addrs.Stats, cfg.Addrs.Readiness = []netip.AddrPort{local}, local, local
+	if tweak != nil {
+		tweak(cfg)
+	}
+	logs := &ztest.LogBuffer{}
+	log, levels, _ := logging.New(logs, "plain", "debug")
+	a := app.New(cfg, log, levels)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.Run(ctx); err != nil {
+			t.Errorf("node %d: %v", idx, err)
+		}
+	})
+	n := &ztNode{app: a, logs: logs, stop: sync.OnceFunc(func() { cancel(); wg.Wait() })}
+	t.Cleanup(n.stop)
+	<-a.Started()
+	ztest.Eventually(t, fmt.Sprintf("node %d ready", idx), func() bool {
+		resp, err := http.Get("http://" + a.Addrs().Readiness[0].String() + "/healthz/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	http.DefaultClient.CloseIdleConnections()
+	return n
+}
+
+// TestInPodNetworks shows multi-network ambient end to end (Rust
+// build_request_through_gateway, proxy_to_double_hbone, the inbound's from_gateway,
+// write_proxy_protocol, create_ztunnel_self_proxy_listener).
+func TestInPodNetworks(t *testing.T) {
+	ztest.NoLeaks(t)
+	b := newNetworksBed(t)
+	client := b.pods["client"]
+
+	t.Run("no route between the networks' pods", func(t *testing.T) {
+		if c, err := b.pods["plain"].Dial("10.70.2.10:8080"); err == nil {
+			c.Close()
+			t.Fatal("a pod outside the mesh on net-a reached net-b's server directly")
+		}
+	})
+	t.Run("by service VIP, through net-b's gateway", func(t *testing.T) {
+		if server, _, err := ask(t, client, echoVIP+":80"); err != nil || server != "10.70.2.10:8080" {
+			t.Fatalf("client → echo VIP: %q, %v; want net-b's server", server, err)
+		}
+		wantForward(t, b.gws["net-b"], echoHost+":80")
+	})
+	t.Run("by pod IP, through net-b's gateway", func(t *testing.T) {
+		if server, _, err := ask(t, client, "10.70.2.10:8080"); err != nil || server != "10.70.2.10:8080" {
+			t.Fatalf("client → server pod IP: %q, %v", server, err)
+		}
+		wantForward(t, b.gws["net-b"], "10.70.2.10:8080")
+	})
+	t.Run("the destination authorizes the inner peer's identity", func(t *testing.T) {
+		if server, _, err := ask(t, b.pods["intruder"], echoVIP+":80"); err == nil {
+			t.Fatalf("intruder reached %q through the gateway; the server allows only foo/client", server)
+		}
+		ztest.Eventually(t, "the denial logged on net-b", func() bool {
+			logs := b.nodes[2].logs.String()
+			return strings.Contains(logs, "peer_id=spiffe://cluster.local/ns/foo/sa/intruder") && strings.Contains(logs, "denied by authorization policy")
+		})
+	})
+	t.Run("the destination's metrics name the real source", func(t *testing.T) {
+		want := `reporter="destination"`
+		ztest.Eventually(t, "net-b's server counts client's connections", func() bool {
+			for _, line := range strings.Split(scrape(t, b.nodes[2]), "\n") {
+				if strings.HasPrefix(line, "istio_tcp_connections_opened_total{") && strings.Contains(line, want) &&
+					strings.Contains(line, `source_workload="client"`) && strings.Contains(line, `source_workload_namespace="foo"`) &&
+					strings.Contains(line, `source_principal="spiffe://cluster.local/ns/foo/sa/client"`) {
+					return true
+				}
+			}
+			return false
+		})
+	})
+	t.Run("PROXY v2 to an application tunnel", func(t *testing.T) { proxyTunnel(t, b) })
+	t.Run("Prometheus scrapes ztunnel over HBONE", func(t *testing.T) { selfScrape(t, b) })
+}
+
+func wantForward(t *testing.T, g *ztest.EastWestGateway, authority string) {
+	t.Helper()
+	for _, f := range g.Forwards() {
+		if f.Authority == authority && f.Status == 200 && f.To.String() == "10.70.2.10:15008" {
+			return
+		}
+	}
+	t.Fatalf("the gateway forwarded %+v; want %s to 10.70.2.10:15008", g.Forwards(), authority)
+}
+
+// proxyTunnel: sandwich's app listens on its loopback only (LOCALHOST_APP_TUNNEL) at
+// the tunnel's port and reads a PROXY v2 header, parsed here by go-proxyproto, naming
+// the client, the address it dialled and its identity (TLV 0xD0).
+func proxyTunnel(t *testing.T, b *networksBed) {
+	var l net.Listener
+	if err := b.pods["sandwich"].Do(func() (err error) { l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", proxyPort)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	headers := make(chan *proxyproto.Header, 1)
+	ztest.Serve(t, l, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		h, err := proxyproto.Read(bufio.NewReader(c))
+		if err != nil {
+			t.Errorf("reading the PROXY header: %v", err)
+			return
+		}
+		headers <- h
+		fmt.Fprintln(c, "tunnelled")
+	})
+	c, err := b.pods["client"].Dial("10.70.1.13:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "tunnelled\n" {
+		t.Fatalf("client read %q, %v", line, err)
+	}
+	h := <-headers
+	src, dst, ok := h.TCPAddrs()
+	if h.Version != 2 || h.Command != proxyproto.PROXY || !ok || src.IP.String() != "10.70.1.10" || dst.String() != "10.70.1.13:8080" {
+		t.Fatalf("PROXY header v%d %v %v → %v; want v2 PROXY 10.70.1.10:* → 10.70.1.13:8080", h.Version, h.Command, h.SourceAddr, h.DestinationAddr)
+	}
+	tlvs, err := h.TLVs()
+	if err != nil || len(tlvs) != 1 || tlvs[0].Type != 0xD0 || string(tlvs[0].Value) != "spiffe://cluster.local/ns/foo/sa/client" {
+		t.Fatalf("TLVs %+v, %v; want 0xD0 = client's SPIFFE identity", tlvs, err)
+	}
+}
+
+// selfScrape: prom, a mesh pod, GETs node 1's ztunnel's stats port at its address; its
+// ztunnel tunnels that to ztunnel's own inbound (HBONE with ztunnel's identity), which
+// hands it to the stats server.
+func selfScrape(t *testing.T, b *networksBed) {
+	stats := b.nodes[1].app.Addrs().Stats[0].(*net.TCPAddr).Port
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return b.pods["prom"].Dial(addr) }}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(fmt.Sprintf("http://10.70.1.1:%d/metrics", stats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "istio_build") {
+		t.Fatalf("scrape over HBONE: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	ztest.Eventually(t, "ztunnel's own inbound logged the scrape with both identities", func() bool {
+		logs := b.nodes[1].logs.String()
+		return strings.Contains(logs, "spiffe://cluster.local/ns/istio-system/sa/ztunnel") &&
+			strings.Contains(logs, "spiffe://cluster.local/ns/monitoring/sa/prom")
+	})
+}
