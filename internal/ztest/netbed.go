@@ -21,8 +21,8 @@ import (
 // istio-cni installs for in-pod mode. Only addresses the bed assigns are used, and no
 // namespace has a route out. Building it needs root, ip and iptables.
 type Bed struct {
-	t   testing.TB
-	id  string
+	t     testing.TB
+	id    string
 	nss   []string // namespaces to delete, in creation order
 	links int      // links made so far: link k is 10.71.k.0/30
 }
