@@ -71,12 +71,37 @@ func netAView() []*workloadapi.Address {
 	gateway.Uid = "NetworkGateway/net-b/" + gwB
 	server := serverWorkload()
 	server.NetworkGateway, server.Services = gatewayAt("net-b", gwB), nil
-	return addresses(echoService("net-a"), client, intruder, prom, sandwich, self, split, gateway, server)
+	// imposter's SANs name someone the server is not; looped's gateway is itself behind
+	// another gateway.
+	imposter, impSplit := remoteService("imposter", "10.96.0.11", "spiffe://cluster.local/ns/default/sa/not-echo", gatewayAt("net-b", gwB))
+	looped, loopSplit := remoteService("looped", "10.96.0.12", echoSAN, gatewayAt("net-c", "10.70.9.9"))
+	chained := onNet(ztest.Workload("istio-system", "chained-gateway", "10.70.9.9"), "net-c", "")
+	chained.NetworkGateway = gatewayAt("net-b", gwB)
+	return addresses(echoService("net-a"), client, intruder, prom, sandwich, self, split, gateway, server,
+		imposter, impSplit, looped, loopSplit, chained)
+}
+
+// remoteService is a service of net-a's view whose one endpoint is a split-horizon
+// workload behind gw.
+func remoteService(name, vip, san string, gw *workloadapi.GatewayAddress) (*workloadapi.Service, *workloadapi.Workload) {
+	s := ztest.Service("default", name, []string{vip}, 80, 8080)
+	s.Addresses[0].Network, s.SubjectAltNames = "net-a", []string{san}
+	w := onNet(ztest.WithService(ztest.Workload("default", name+"-remote"), "default/"+s.Hostname, 80, 8080), "net-b", "")
+	w.NetworkGateway = gw
+	return s, w
 }
 
 // netBView is net-b's: the server, echo's endpoint, allowed only to foo/client.
 func netBView() []*workloadapi.Address {
 	return addresses(echoService("net-b"), serverWorkload())
+}
+
+// gwBView is what gw-b routes on: net-b's view, where the server also backs imposter.
+func gwBView() []*workloadapi.Address {
+	imposter := echoService("net-b")
+	imposter.Name, imposter.Hostname, imposter.Addresses = "imposter", "imposter.default.svc.cluster.local", nil
+	server := ztest.WithService(serverWorkload(), "default/imposter.default.svc.cluster.local", 80, 8080)
+	return addresses(echoService("net-b"), imposter, server)
 }
 
 func serverWorkload() *workloadapi.Workload {
@@ -134,7 +159,7 @@ func newNetworksBed(t *testing.T) *networksBed {
 		node    *ztest.BedNode
 		ip, net string
 		view    []*workloadapi.Address
-	}{{n3, gwA, "net-a", nil}, {n4, gwB, "net-b", netBView()}} {
+	}{{n3, gwA, "net-a", nil}, {n4, gwB, "net-b", gwBView()}} {
 		var l net.Listener
 		if err := g.node.Do(func() (err error) { l, err = net.Listen("tcp", g.ip+":15008"); return err }); err != nil {
 			t.Fatal(err)
@@ -264,7 +289,17 @@ func TestInPodNetworks(t *testing.T) {
 			}
 			return false
 		})
+		// The access log too, though the peer address is the gateway's (Rust names a
+		// baggage-described source by its canonical service).
+		for _, line := range strings.Split(b.nodes[2].logs.String(), "\n") {
+			if strings.Contains(line, "connection complete") && strings.Contains(line, "direction=inbound") &&
+				strings.Contains(line, "src.workload=client src.namespace=foo src.identity=spiffe://cluster.local/ns/foo/sa/client") {
+				return
+			}
+		}
+		t.Fatal("no inbound access log on net-b names foo/client")
 	})
+	t.Run("refusals", func(t *testing.T) { networkRefusals(t, b) })
 	t.Run("PROXY v2 to an application tunnel", func(t *testing.T) { proxyTunnel(t, b) })
 	t.Run("Prometheus scrapes ztunnel over HBONE", func(t *testing.T) { selfScrape(t, b) })
 }
@@ -339,4 +374,41 @@ func selfScrape(t *testing.T, b *networksBed) {
 		return strings.Contains(logs, "spiffe://cluster.local/ns/istio-system/sa/ztunnel") &&
 			strings.Contains(logs, "spiffe://cluster.local/ns/monitoring/sa/prom")
 	})
+}
+
+// networkRefusals: a far end that is not who the service says (the inner handshake
+// fails: TLS_FAILURE, though the gateway forwarded it), and a gateway behind another
+// gateway (refused before any dial); and no PROXY header reaches an app that declared
+// no tunnel (the server echoes exactly what the client sent).
+func networkRefusals(t *testing.T, b *networksBed) {
+	client := b.pods["client"]
+	if server, _, err := ask(t, client, "10.96.0.11:80"); err == nil {
+		t.Fatalf("imposter: reached %q, though the far end cannot prove its SANs", server)
+	}
+	wantForward(t, b.gws["net-b"], "imposter.default.svc.cluster.local:80")
+	ztest.Eventually(t, "the inner handshake's failure counted on net-a", func() bool {
+		m := scrape(t, b.nodes[1])
+		return strings.Contains(m, `destination_service="imposter.default.svc.cluster.local"`) &&
+			strings.Contains(m, `response_flags="TLS_FAILURE"`)
+	})
+	if server, _, err := ask(t, client, "10.96.0.12:80"); err == nil {
+		t.Fatalf("looped: reached %q through two gateways", server)
+	}
+	ztest.Eventually(t, "the loop refused, named", func() bool {
+		return strings.Contains(b.nodes[1].logs.String(), "network gateway behind another gateway")
+	})
+	c, err := client.Dial(echoVIP + ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "ping\n")
+	if echo, err := r.ReadString('\n'); err != nil || echo != "ping\n" {
+		t.Fatalf("the server echoed %q, %v: something besides the client's bytes reached it", echo, err)
+	}
 }

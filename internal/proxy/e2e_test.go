@@ -222,7 +222,17 @@ func TestWrongServerIdentityRefused(t *testing.T) {
 // inspect, when given, sees the stream once it is open.
 func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authority string, inspect ...func(*hbone.Stream)) error {
 	t.Helper()
-	nc, err := net.Dial("tcp", netip.AddrPortFrom(netip.MustParseAddr(to), b.port).String())
+	return b.hboneRequest(t, cert, netip.Addr{}, to, &hbone.Request{Authority: authority}, inspect...)
+}
+
+// hboneRequest is hboneClient from the address from (any when invalid), sending req.
+func (b *bed) hboneRequest(t *testing.T, cert *identity.Cert, from netip.Addr, to string, req *hbone.Request, inspect ...func(*hbone.Stream)) error {
+	t.Helper()
+	var d net.Dialer
+	if from.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))
+	}
+	nc, err := d.Dial("tcp", netip.AddrPortFrom(netip.MustParseAddr(to), b.port).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +251,7 @@ func (b *bed) hboneClient(t *testing.T, cert *identity.Cert, to string, authorit
 	hc.TryReserve(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := hc.OpenStream(ctx, &hbone.Request{Authority: authority})
+	st, err := hc.OpenStream(ctx, req)
 	if err == nil {
 		for _, f := range inspect {
 			f(st)

@@ -118,17 +118,20 @@ func (p *Proxy) show(lc *liveConn, r *record) {
 		ActualDst: r.dst.String(), Protocol: protocol})
 }
 
-// logAttrs are the access-log fields, in Rust ztunnel's order.
+// logAttrs are the access-log fields, in Rust ztunnel's order. A peer known only by
+// its baggage (across a gateway or a cluster) is named as Rust names it: its canonical
+// service for the workload, and its namespace and cluster.
 func (r *record) logAttrs() []any {
 	a := []any{"src.addr", r.src.String()}
-	if w := r.srcW; w != nil {
-		a = append(a, "src.workload", w.Name, "src.namespace", w.Namespace)
+	srcName, srcNS, srcCluster := r.peerNames(r.srcW, r.inbound)
+	if srcName != "" {
+		a = append(a, "src.workload", srcName, "src.namespace", srcNS)
 	}
 	if r.mtls && !r.srcID.IsZero() {
 		a = append(a, "src.identity", r.srcID.String())
 	}
-	if w := r.srcW; w != nil {
-		a = append(a, "src.cluster", w.ClusterId)
+	if srcCluster != "" {
+		a = append(a, "src.cluster", srcCluster)
 	}
 	a = append(a, "dst.addr", r.dst.String())
 	if r.hboneAddr != "" {
@@ -137,20 +140,34 @@ func (r *record) logAttrs() []any {
 	if r.svc != nil {
 		a = append(a, "dst.service", r.svc.Hostname)
 	}
-	if w := r.dstW; w != nil {
-		a = append(a, "dst.workload", w.Name, "dst.namespace", w.Namespace)
+	dstName, dstNS, dstCluster := r.peerNames(r.dstW, !r.inbound)
+	if dstName != "" {
+		a = append(a, "dst.workload", dstName, "dst.namespace", dstNS)
 	}
 	if r.mtls && !r.dstID.IsZero() {
 		a = append(a, "dst.identity", r.dstID.String())
 	}
-	if w := r.dstW; w != nil {
-		a = append(a, "dst.cluster", w.ClusterId)
+	if dstCluster != "" {
+		a = append(a, "dst.cluster", dstCluster)
 	}
 	direction := "outbound"
 	if r.inbound {
 		direction = "inbound"
 	}
 	return append(a, "direction", direction)
+}
+
+// peerNames name one side: its workload, else (remote, the side the baggage is
+// about) what its baggage says.
+func (r *record) peerNames(w *state.Workload, remote bool) (name, ns, cluster string) {
+	if w != nil {
+		return w.Name, w.Namespace, w.ClusterId
+	}
+	if !remote || r.baggage == "" {
+		return "", "", ""
+	}
+	d := fromBaggage(r.baggage)
+	return d.app, d.ns, d.cluster
 }
 
 // complete writes the one access-log line of a finished connection. bytes_sent is

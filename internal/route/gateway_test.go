@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -158,5 +159,54 @@ func TestNetworkGatewayOnDemand(t *testing.T) {
 	_, err := Router{OnDemand: true}.Outbound(snap, src, src.IPs[0], ap("10.96.0.1:80"))
 	if m, ok := errors.AsType[*Missing](err); !ok || m.Key != "net2/192.168.9.77" {
 		t.Fatalf("%v; want a lookup of net2/192.168.9.77", err)
+	}
+}
+
+// TestFindInboundUpstream pins Rust find_inbound_upstream's application tunnel: the
+// tunnel's port overrides the target; the PROXY header names the CONNECT's address,
+// or for a hostname the service's VIP on the workload's network (IPv4 first); a
+// tunnel of protocol NONE only moves the port; a workload without one gets none.
+func TestFindInboundUpstream(t *testing.T) {
+	ztest.NoLeaks(t)
+	svc := ztest.Service("ns", "svc", []string{"fd00::10", "10.96.0.10"}, 80, 8080)
+	other := ztest.NetworkAddress("net2", "10.99.0.10")
+	svc.Addresses = append([]*workloadapi.NetworkAddress{other}, svc.Addresses...)
+	tunnel := func(p workloadapi.ApplicationTunnel_Protocol, port uint32) *workloadapi.Workload {
+		w := ztest.WithService(ztest.Workload("ns", "wp", "10.0.0.9"), svcKey, 80, 8080)
+		if p >= 0 {
+			w.ApplicationTunnel = &workloadapi.ApplicationTunnel{Protocol: p, Port: port}
+		}
+		return w
+	}
+	tests := []struct {
+		name   string
+		w      *workloadapi.Workload
+		c      Connect
+		target string
+		tunnel *AppTunnel
+	}{
+		{"PROXY on its own port, by address", tunnel(workloadapi.ApplicationTunnel_PROXY, 15088),
+			Connect{Addr: ap("10.96.0.10:80"), Port: 80}, "10.0.0.9:15088", &AppTunnel{Addressed: ap("10.96.0.10:80"), PROXY: true}},
+		{"PROXY by hostname: the local IPv4 VIP", tunnel(workloadapi.ApplicationTunnel_PROXY, 15088),
+			Connect{Host: "svc.ns.svc.cluster.local", Port: 80}, "10.0.0.9:15088", &AppTunnel{Addressed: ap("10.96.0.10:80"), PROXY: true}},
+		{"PROXY without a port keeps the target", tunnel(workloadapi.ApplicationTunnel_PROXY, 0),
+			Connect{Host: "svc.ns.svc.cluster.local", Port: 80}, "10.0.0.9:8080", &AppTunnel{Addressed: ap("10.96.0.10:80"), PROXY: true}},
+		{"NONE moves the port only", tunnel(workloadapi.ApplicationTunnel_NONE, 15088),
+			Connect{Addr: ap("10.0.0.9:8080"), Port: 8080}, "10.0.0.9:15088", &AppTunnel{Addressed: ap("10.0.0.9:8080")}},
+		{"no tunnel declared: no header", tunnel(-1, 0), Connect{Addr: ap("10.0.0.9:8080"), Port: 8080}, "10.0.0.9:8080", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := snapOf(t, svc, tt.w)
+			got, err := Router{}.Inbound(snap, netip.MustParseAddr("10.0.0.9"), tt.c)
+			if err != nil || got.Target != ap(tt.target) || (got.Tunnel == nil) != (tt.tunnel == nil) ||
+				got.Tunnel != nil && *got.Tunnel != *tt.tunnel {
+				t.Fatalf("Inbound = %s %+v, %v; want %s %+v", got.Target, got.Tunnel, err, tt.target, tt.tunnel)
+			}
+		})
+	}
+	_, err := Router{}.Inbound(snapOf(t, svc, tunnel(-1, 0)), netip.MustParseAddr("10.0.0.9"), Connect{Addr: ap("10.96.0.10:80"), Port: 80})
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a foreign address for a workload without a tunnel: %v; want ip mismatch", err)
 	}
 }
