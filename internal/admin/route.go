@@ -18,15 +18,19 @@ type RouteAnswer struct {
 	Src       string   `json:"src"`
 	Source    string   `json:"sourceWorkload,omitempty"`
 	Dst       string   `json:"dst"`
-	Kind      string   `json:"kind,omitempty"` // passthrough | direct | tunnel | waypoint
+	Kind      string   `json:"kind,omitempty"` // passthrough | direct | tunnel | waypoint | double-hbone
 	Dial      string   `json:"dial,omitempty"`
 	Authority string   `json:"authority,omitempty"`
 	Service   string   `json:"service,omitempty"`
 	Workload  string   `json:"workload,omitempty"`
 	Expected  []string `json:"expectedIdentities,omitempty"`
-	Resolve   string   `json:"resolveHostname,omitempty"`
-	Refused   string   `json:"refused,omitempty"`
-	Why       []string `json:"why"`
+	// Gateway and Inner, for double HBONE: the east-west gateway dialled (Expected are
+	// its identities) and those the far end of the inner tunnel must prove.
+	Gateway string   `json:"gateway,omitempty"`
+	Inner   []string `json:"innerExpectedIdentities,omitempty"`
+	Resolve string   `json:"resolveHostname,omitempty"`
+	Refused string   `json:"refused,omitempty"`
+	Why     []string `json:"why"`
 }
 
 const routeUsage = "usage: /debug/route?src=<ip>&dst=<ip:port>"
@@ -59,6 +63,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, a)
 		return
 	}
+	a.describe(pl)
+	writeJSON(w, a)
+}
+
+// describe fills in the plan's parts.
+func (a *RouteAnswer) describe(pl route.Plan) {
 	a.Kind, a.Authority, a.Resolve = pl.Kind.String(), pl.Authority, pl.Resolve
 	if pl.Resolve == "" {
 		a.Dial = pl.Dial.String()
@@ -69,10 +79,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if pl.Dst != nil {
 		a.Workload = pl.Dst.Namespace + "/" + pl.Dst.Name
 	}
+	if pl.Gateway != nil {
+		a.Gateway = pl.Gateway.Uid
+	}
 	for _, id := range pl.Expected {
 		a.Expected = append(a.Expected, id.String())
 	}
-	writeJSON(w, a)
+	for _, id := range pl.Inner {
+		a.Inner = append(a.Inner, id.String())
+	}
 }
 
 // RouteCommand is `ztunnel route check`: it asks a running ztunnel's /debug/route and
@@ -116,13 +131,16 @@ func printRoute(w io.Writer, a RouteAnswer) {
 			to = a.Resolve + " (resolved at connect time)"
 		}
 		fmt.Fprintf(w, "%s  %s -> %s via %s\n", a.Kind, src, a.Dst, to)
-		for _, kv := range [][2]string{{"authority", a.Authority}, {"service", a.Service}, {"workload", a.Workload}} {
+		for _, kv := range [][2]string{{"authority", a.Authority}, {"service", a.Service}, {"workload", a.Workload}, {"gateway", a.Gateway}} {
 			if kv[1] != "" {
 				fmt.Fprintf(w, "  %s: %s\n", kv[0], kv[1])
 			}
 		}
 		if len(a.Expected) > 0 {
 			fmt.Fprintf(w, "  expects the peer to be: %v\n", a.Expected)
+		}
+		if len(a.Inner) > 0 {
+			fmt.Fprintf(w, "  expects the far end (inside the gateway's tunnel) to be: %v\n", a.Inner)
 		}
 	}
 	if len(a.Why) > 0 {

@@ -20,6 +20,7 @@ import (
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
 
+	"github.com/ztunnel-go/ztunnel/internal/admin"
 	"github.com/ztunnel-go/ztunnel/internal/app"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
@@ -35,6 +36,7 @@ import (
 const (
 	gwA, gwB  = "10.70.3.1", "10.70.4.1"
 	echoVIP   = "10.96.0.10"
+	webVIP    = "10.96.0.20"
 	echoHost  = "echo.default.svc.cluster.local"
 	echoSAN   = "spiffe://cluster.local/ns/default/sa/echo"
 	gwSA      = "istio-eastwestgateway"
@@ -78,8 +80,22 @@ func netAView() []*workloadapi.Address {
 	chained := onNet(ztest.Workload("istio-system", "chained-gateway", "10.70.9.9"), "net-c", "")
 	chained.NetworkGateway = gatewayAt("net-b", gwB)
 	return addresses(echoService("net-a"), client, intruder, prom, sandwich, self, split, gateway, server,
-		imposter, impSplit, looped, loopSplit, chained)
+		imposter, impSplit, looped, loopSplit, chained, webService("net-a"), webWorkload())
 }
+
+// web is net-a's service for traffic the other way: net-b reaches it through gw-a.
+func webService(network string) *workloadapi.Service {
+	s := ztest.Service("default", "web", []string{webVIP}, 80, 8080)
+	s.Addresses[0].Network, s.SubjectAltNames = network, []string{"spiffe://cluster.local/ns/default/sa/web"}
+	return s
+}
+
+func webWorkload() *workloadapi.Workload {
+	return onNet(ztest.WithService(ztest.Workload("default", "web", "10.70.1.15"), "default/web.default.svc.cluster.local", 80, 8080), "net-a", "n1")
+}
+
+// gwAView is what gw-a routes on.
+func gwAView() []*workloadapi.Address { return addresses(webService("net-a"), webWorkload()) }
 
 // remoteService is a service of net-a's view whose one endpoint is a split-horizon
 // workload behind gw.
@@ -91,9 +107,14 @@ func remoteService(name, vip, san string, gw *workloadapi.GatewayAddress) (*work
 	return s, w
 }
 
-// netBView is net-b's: the server, echo's endpoint, allowed only to foo/client.
+// netBView is net-b's: the server, echo's endpoint, allowed only to foo/client; and
+// web, whose endpoint is net-a's behind gw-a.
 func netBView() []*workloadapi.Address {
-	return addresses(echoService("net-b"), serverWorkload())
+	web := onNet(ztest.WithService(ztest.Workload("default", "web-net-a"), "default/web.default.svc.cluster.local", 80, 8080), "net-a", "")
+	web.Uid, web.NetworkGateway = "net-a/NetworkGateway/default/web", gatewayAt("net-a", gwA)
+	gateway := onNet(ztest.Workload("istio-system", gwSA, gwA), "net-a", "")
+	gateway.Uid = "NetworkGateway/net-a/" + gwA
+	return addresses(echoService("net-b"), serverWorkload(), webService("net-b"), web, gateway)
 }
 
 // gwBView is what gw-b routes on: net-b's view, where the server also backs imposter.
@@ -145,10 +166,11 @@ func newNetworksBed(t *testing.T) *networksBed {
 	bed.Link(n2, n4)
 	b := &networksBed{pods: map[string]*ztest.BedPod{}, gws: map[string]*ztest.EastWestGateway{}}
 	for _, p := range []*ztest.BedPod{n1.Pod("client", true), n1.Pod("intruder", true), n1.Pod("prom", true),
-		n1.Pod("sandwich", true), n1.Pod("plain", false), n2.Pod("server", true)} {
+		n1.Pod("sandwich", true), n1.Pod("plain", false), n1.Pod("web", true), n2.Pod("server", true)} {
 		b.pods[p.Name] = p
 	}
 	b.pods["server"].ServeWhoami(t, 8080)
+	b.pods["web"].ServeWhoami(t, 8080)
 	ca, dir := ztest.NewFakeCA(t), t.TempDir()
 	gwCert, err := ca.CA.Fetch(context.Background(), identity.New("cluster.local", "istio-system", gwSA))
 	if err != nil {
@@ -159,7 +181,7 @@ func newNetworksBed(t *testing.T) *networksBed {
 		node    *ztest.BedNode
 		ip, net string
 		view    []*workloadapi.Address
-	}{{n3, gwA, "net-a", nil}, {n4, gwB, "net-b", gwBView()}} {
+	}{{n3, gwA, "net-a", gwAView()}, {n4, gwB, "net-b", gwBView()}} {
 		var l net.Listener
 		if err := g.node.Do(func() (err error) { l, err = net.Listen("tcp", g.ip+":15008"); return err }); err != nil {
 			t.Fatal(err)
@@ -261,12 +283,29 @@ func TestInPodNetworks(t *testing.T) {
 			t.Fatalf("client → echo VIP: %q, %v; want net-b's server", server, err)
 		}
 		wantForward(t, b.gws["net-b"], echoHost+":80")
+		var a admin.RouteAnswer
+		getJSON(t, b.nodes[1], "/debug/route?src=10.70.1.10&dst="+echoVIP+":80", &a)
+		if a.Kind != "double-hbone" || a.Dial != gwB+":15008" || a.Gateway != "NetworkGateway/net-b/"+gwB ||
+			len(a.Inner) != 1 || a.Inner[0] != echoSAN || a.Authority != echoHost+":80" {
+			t.Fatalf("/debug/route: %+v", a)
+		}
 	})
 	t.Run("by pod IP, through net-b's gateway", func(t *testing.T) {
 		if server, _, err := ask(t, client, "10.70.2.10:8080"); err != nil || server != "10.70.2.10:8080" {
 			t.Fatalf("client → server pod IP: %q, %v", server, err)
 		}
 		wantForward(t, b.gws["net-b"], "10.70.2.10:8080")
+	})
+	t.Run("the other way: net-b reaches net-a's web through gw-a", func(t *testing.T) {
+		if server, _, err := ask(t, b.pods["server"], webVIP+":80"); err != nil || server != "10.70.1.15:8080" {
+			t.Fatalf("server → web VIP: %q, %v; want net-a's web", server, err)
+		}
+		for _, f := range b.gws["net-a"].Forwards() {
+			if f.Authority == "web.default.svc.cluster.local:80" && f.To.String() == "10.70.1.15:15008" {
+				return
+			}
+		}
+		t.Fatalf("gw-a forwarded %+v", b.gws["net-a"].Forwards())
 	})
 	t.Run("the destination authorizes the inner peer's identity", func(t *testing.T) {
 		if server, _, err := ask(t, b.pods["intruder"], echoVIP+":80"); err == nil {
@@ -369,6 +408,17 @@ func selfScrape(t *testing.T, b *networksBed) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "istio_build") {
 		t.Fatalf("scrape over HBONE: %d, %d bytes", resp.StatusCode, len(body))
 	}
+	// Any other port of ztunnel's address is refused by its own inbound (503, logged).
+	if c, err := b.pods["prom"].Dial("10.70.1.1:15021"); err == nil {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("read %d bytes from ztunnel's port 15021 over HBONE", n)
+		}
+		c.Close()
+	}
+	ztest.Eventually(t, "the other port refused", func() bool {
+		return strings.Contains(b.nodes[1].logs.String(), "serves only its stats port")
+	})
 	ztest.Eventually(t, "ztunnel's own inbound logged the scrape with both identities", func() bool {
 		logs := b.nodes[1].logs.String()
 		return strings.Contains(logs, "spiffe://cluster.local/ns/istio-system/sa/ztunnel") &&

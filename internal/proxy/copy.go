@@ -62,7 +62,7 @@ func copyHalf(dst, src halfConn, count func(int64)) (int64, error) {
 			return n, finish(dst, err)
 		}
 	}
-	if st, ok := src.(*hbone.Stream); ok {
+	if st := streamOf(src); st != nil {
 		// The stream writes its own receive buffers to dst: no copy through ours. A
 		// TCP dst also takes writes from the stream's read loop when it is idle.
 		var w io.Writer = countingWriter{dst, count}
@@ -74,7 +74,7 @@ func copyHalf(dst, src halfConn, count func(int64)) (int64, error) {
 		n, err = st.WriteTo(w)
 		return n, finish(dst, err)
 	}
-	if dt, ok := dst.(*hbone.Stream); ok {
+	if dt := streamOf(dst); dt != nil {
 		// The stream builds DATA frames in its own read buffer: no copy through ours.
 		n, err = dt.ReadFrom(countingReader{src, count})
 		return n, finish(dst, err)
@@ -128,6 +128,8 @@ func abort(a, b io.Closer) {
 			c.SetLinger(0)
 		case *hbone.Stream:
 			c.Reset(http2.ErrCodeConnect)
+		case *innerTunnel:
+			c.Stream.Reset(http2.ErrCodeConnect)
 		}
 		c.Close()
 	}

@@ -20,3 +20,16 @@ func BenchmarkOutbound(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOutboundDoubleHBONE is the decision for a VIP whose endpoint is another
+// network's: load balancing, then the gateway's lookup and identities.
+func BenchmarkOutboundDoubleHBONE(b *testing.B) {
+	snap := remoteMesh(b, nil)
+	src := snap.WorkloadByName("ns", "client")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (Router{}).Outbound(snap, src, src.IPs[0], ap("10.96.0.1:80")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -19,7 +19,7 @@ const remoteSAN = "spiffe://cluster.local/ns/ns/sa/echo"
 // 192.168.9.9 (its workload, as istiod sends it, uid NetworkGateway/…); svc's only
 // endpoint is net2's split-horizon workload, as istiod coalesces a remote network's
 // endpoints. tweak edits the items before they are applied.
-func remoteMesh(t *testing.T, tweak func(svc *workloadapi.Service, remote, gw *workloadapi.Workload) []any) *state.Snapshot {
+func remoteMesh(t testing.TB, tweak func(svc *workloadapi.Service, remote, gw *workloadapi.Workload) []any) *state.Snapshot {
 	t.Helper()
 	svc := ztest.Service("ns", "svc", []string{"10.96.0.1"}, 80, 8080)
 	svc.SubjectAltNames = []string{remoteSAN}

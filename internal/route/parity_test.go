@@ -14,7 +14,7 @@ import (
 )
 
 // snapOf applies each item (workload or service) in its own batch, in order.
-func snapOf(t *testing.T, items ...any) *state.Snapshot {
+func snapOf(t testing.TB, items ...any) *state.Snapshot {
 	t.Helper()
 	s := state.NewStore()
 	for _, it := range items {
