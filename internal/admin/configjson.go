@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/config"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
 	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/mtls"
 )
@@ -109,6 +110,11 @@ type configJSON struct {
 	TerminationDeadline      durationJSON      `json:"terminationDeadline"`
 	LogFormat                string            `json:"logFormat"`
 	LogLevel                 string            `json:"logLevel"`
+	LocalhostAppTunnel       bool              `json:"localhostAppTunnel"`
+	// ztunnel's own identity and workload, from POD_NAMESPACE, SERVICE_ACCOUNT and
+	// POD_NAME (all three, as Rust): its own inbound runs as them.
+	ZtunnelIdentity *string           `json:"ztunnelIdentity"`
+	ZtunnelWorkload *workloadInfoJSON `json:"ztunnelWorkload"`
 }
 
 type workloadInfoJSON struct {
@@ -163,6 +169,11 @@ func (s *Server) configJSON() configJSON {
 	}
 	if c.PacketMark != 0 {
 		j.PacketMark = &c.PacketMark
+	}
+	j.LocalhostAppTunnel = c.LocalhostAppTunnel
+	if c.PodName != "" && c.PodNamespace != "" && c.ServiceAccount != "" {
+		j.ZtunnelIdentity = optString(identity.New(c.TrustDomain, c.PodNamespace, c.ServiceAccount).String())
+		j.ZtunnelWorkload = &workloadInfoJSON{Namespace: c.PodNamespace, Name: c.PodName, ServiceAccount: c.ServiceAccount}
 	}
 	return j
 }
