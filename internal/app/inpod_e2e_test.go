@@ -115,14 +115,24 @@ func (c *cluster) env(i int, caAddress string) []string {
 // extra environment variables come last and win.
 func (c *cluster) start(t *testing.T, i int, extra ...string) {
 	t.Helper()
-	env := append(c.env(i, c.ca.Address), extra...)
+	c.nodes[i] = startZtunnel(t, i, append(c.env(i, c.ca.Address), extra...), func(cfg *config.Config) {
+		cfg.DNS.ResolvConf = filepath.Join(c.dir, "resolv.conf")
+	})
+}
+
+// startZtunnel runs a ztunnel with env (and tweak applied to its config) until ready,
+// its HTTP servers on loopback ports of their own.
+func startZtunnel(t *testing.T, idx int, env []string, tweak func(*config.Config)) *ztNode {
+	t.Helper()
 	cfg, err := config.Load(config.Source{Env: env, FileExists: func(string) bool { return false }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	local := netip.MustParseAddrPort("127.0.0.1:0")
 	cfg.Addrs.Admin, cfg.Addrs.Stats, cfg.Addrs.Readiness = []netip.AddrPort{local}, local, local
-	cfg.DNS.ResolvConf = filepath.Join(c.dir, "resolv.conf")
+	if tweak != nil {
+		tweak(cfg)
+	}
 	logs := &ztest.LogBuffer{}
 	log, levels, _ := logging.New(logs, "plain", "debug")
 	a := app.New(cfg, log, levels)
@@ -130,14 +140,13 @@ func (c *cluster) start(t *testing.T, i int, extra ...string) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := a.Run(ctx); err != nil {
-			t.Errorf("node %d: %v", i, err)
+			t.Errorf("node %d: %v", idx, err)
 		}
 	})
 	n := &ztNode{app: a, logs: logs, stop: sync.OnceFunc(func() { cancel(); wg.Wait() })}
-	c.nodes[i] = n
 	t.Cleanup(n.stop)
 	<-a.Started()
-	ztest.Eventually(t, fmt.Sprintf("node %d ready", i), func() bool {
+	ztest.Eventually(t, fmt.Sprintf("node %d ready", idx), func() bool {
 		resp, err := http.Get("http://" + a.Addrs().Readiness[0].String() + "/healthz/ready")
 		if err != nil {
 			return false
@@ -146,6 +155,7 @@ func (c *cluster) start(t *testing.T, i int, extra ...string) {
 		return resp.StatusCode == 200
 	})
 	http.DefaultClient.CloseIdleConnections()
+	return n
 }
 
 // ask connects from pod to addr and returns the app's "<server> <client>" line.

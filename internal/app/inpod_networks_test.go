@@ -9,10 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +19,8 @@ import (
 	"istio.io/istio/pkg/workloadapi/security"
 
 	"github.com/ztunnel-go/ztunnel/internal/admin"
-	"github.com/ztunnel-go/ztunnel/internal/app"
 	"github.com/ztunnel-go/ztunnel/internal/config"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
-	"github.com/ztunnel-go/ztunnel/internal/logging"
 	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
 )
@@ -224,44 +220,6 @@ func apply(t *testing.T, n *ztNode, u state.Update) {
 	if errs := n.app.State().Apply(u); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-}
-
-// startZtunnel runs a ztunnel with env (and tweak applied to its config) until ready,
-// its HTTP servers on loopback ports of their own.
-func startZtunnel(t *testing.T, idx int, env []string, tweak func(*config.Config)) *ztNode {
-	t.Helper()
-	cfg, err := config.Load(config.Source{Env: env, FileExists: func(string) bool { return false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := netip.MustParseAddrPort("127.0.0.1:0")
-	cfg.Addrs.Admin, cfg.Addrs.Stats, cfg.Addrs.Readiness = []netip.AddrPort{local}, local, local
-	if tweak != nil {
-		tweak(cfg)
-	}
-	logs := &ztest.LogBuffer{}
-	log, levels, _ := logging.New(logs, "plain", "debug")
-	a := app.New(cfg, log, levels)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := a.Run(ctx); err != nil {
-			t.Errorf("node %d: %v", idx, err)
-		}
-	})
-	n := &ztNode{app: a, logs: logs, stop: sync.OnceFunc(func() { cancel(); wg.Wait() })}
-	t.Cleanup(n.stop)
-	<-a.Started()
-	ztest.Eventually(t, fmt.Sprintf("node %d ready", idx), func() bool {
-		resp, err := http.Get("http://" + a.Addrs().Readiness[0].String() + "/healthz/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	http.DefaultClient.CloseIdleConnections()
-	return n
 }
 
 // TestInPodNetworks shows multi-network ambient end to end (Rust
