@@ -184,7 +184,7 @@ func newNetworksBed(t *testing.T) *networksBed {
 		}
 		store := state.NewStore()
 		store.Apply(state.Update{Addresses: g.view})
-		b.gws[g.net] = ztest.ServeEastWestGateway(t, l, g.node.Dial, gwCert, g.net, store)
+		b.gws[g.net] = ztest.ServeEastWestGateway(t, l, ztest.GatewayOptions{Network: g.net, State: store, Dial: g.node.Dial, Cert: gwCert})
 	}
 	for i, n := range []*ztest.BedNode{n1, n2} {
 		idx := i + 1

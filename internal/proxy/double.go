@@ -6,6 +6,7 @@ import (
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
 	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/mtls"
 	"github.com/ztunnel-go/ztunnel/internal/route"
 )
 
@@ -17,7 +18,7 @@ import (
 // endpoint behind the gateway). x-forwarded-network tells the far end that the peer
 // address it sees is the gateway's.
 func (p *Proxy) inner(ctx context.Context, outer *hbone.Stream, cert *identity.Cert, pl route.Plan, req *hbone.Request) (halfConn, error) {
-	hc, peer, err := p.handshake(ctx, outer, cert, pl.Inner, pl.Dial)
+	hc, peer, err := p.handshake(ctx, mtls.NewTransport(outer), cert, pl.Inner, pl.Dial)
 	if err != nil {
 		outer.Close()
 		return nil, err

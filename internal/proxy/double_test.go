@@ -1,11 +1,19 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/ztunnel-go/ztunnel/internal/hbone"
+	"github.com/ztunnel-go/ztunnel/internal/identity"
+	"github.com/ztunnel-go/ztunnel/internal/state"
 	"github.com/ztunnel-go/ztunnel/internal/ztest"
+	"istio.io/istio/pkg/workloadapi"
 )
 
 // TestInboundFromGateway pins Rust build_inbound_request's from_gateway: a CONNECT
@@ -36,5 +44,87 @@ func TestInboundFromGateway(t *testing.T) {
 	}
 	if !b.b.logs.WaitFor("src.workload=far-app src.namespace=far-ns") {
 		t.Errorf("the access log does not name the baggage's source:\n%s", b.b.logs)
+	}
+}
+
+// remoteVIP is the service behind the bed's east-west gateway (throughGateway).
+const remoteVIP = "10.99.0.1"
+
+// throughGateway puts node B behind an east-west gateway on another network, as node
+// A sees it: service "remote" (VIP 10.99.0.1) has as its only endpoint network far's
+// split-horizon workload, behind the gateway at 127.0.12.1. The gateway routes the
+// service's hostname to echo-1 on node B's HBONE port.
+func (b *bed) throughGateway(t testing.TB) *ztest.EastWestGateway {
+	t.Helper()
+	const host = "remote.default.svc.cluster.local"
+	svc := ztest.Service("default", "remote", []string{remoteVIP}, 9000, 9000, 9001, 9001)
+	svc.SubjectAltNames = []string{echoID.String()}
+	split := ztest.WithService(ztest.Workload("default", "remote-far"), "default/"+host, 9000, 9000, 9001, 9001)
+	split.Uid, split.Network = "far/NetworkGateway/default/remote", "far"
+	split.NetworkGateway = &workloadapi.GatewayAddress{Destination: &workloadapi.GatewayAddress_Address{
+		Address: ztest.NetworkAddress("far", "127.0.12.1")}}
+	l, err := net.Listen("tcp", "127.0.12.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	split.NetworkGateway.HboneMtlsPort = uint32(l.Addr().(*net.TCPAddr).Port)
+	gw := ztest.Workload("istio-system", "ew", "127.0.12.1")
+	gw.Uid, gw.Network = "NetworkGateway/far/127.0.12.1", "far"
+	b.a.store.Apply(state.Update{Addresses: addrs(svc, split, gw)})
+	echo := ztest.WithService(ztest.Workload("default", "echo-1", "127.0.11.1"), "default/"+host, 9000, 9000, 9001, 9001)
+	echo.Uid, echo.ServiceAccount, echo.Node = "b//echo-1", "echo", "b"
+	far := ztest.Service("default", "remote", nil, 9000, 9000, 9001, 9001)
+	b.b.store.Apply(state.Update{Addresses: addrs(far, echo)})
+	gwStore := state.NewStore()
+	gwStore.Apply(state.Update{Addresses: addrs(far, echo)})
+	cert, err := b.ca.Fetch(context.Background(), identity.New("cluster.local", "istio-system", "ew"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 10*time.Second) }
+	return ztest.ServeEastWestGateway(t, l, ztest.GatewayOptions{State: gwStore, Dial: dial, Cert: cert, HBONEPort: b.port})
+}
+
+func addrs(items ...any) []*workloadapi.Address {
+	var out []*workloadapi.Address
+	for _, it := range items {
+		out = append(out, ztest.AsAddress(it))
+	}
+	return out
+}
+
+// TestDoubleHBONEPooling pins Rust proxy_to_double_hbone's pooling: the outer tunnel to
+// the gateway is pooled (two connections, one TLS connection to the gateway), the
+// inner one is not (node B takes one TLS connection per user connection, from the
+// gateway), and the bytes arrive whole.
+func TestDoubleHBONEPooling(t *testing.T) {
+	ztest.NoLeaks(t)
+	b := newBed(t)
+	gw := b.throughGateway(t)
+	before := b.accepted.get(netip.MustParseAddr("127.0.0.1"))
+	for i := range 2 {
+		c, code := b.socks(t, sleepIP, remoteVIP+":9000")
+		if code != 0 {
+			t.Fatalf("connection %d: SOCKS5 reply %d", i, code)
+		}
+		msg := []byte("through the gateway")
+		c.Write(msg)
+		c.CloseWrite()
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("connection %d: echoed %q", i, got)
+		}
+	}
+	if n := gw.Accepted(); n != 1 {
+		t.Errorf("the gateway took %d TLS connections for 2 tunnels; the outer one is pooled", n)
+	}
+	if n := b.accepted.get(netip.MustParseAddr("127.0.0.1")) - before; n != 2 {
+		t.Errorf("node B took %d TLS connections from the gateway for 2 tunnels; the inner one is not pooled", n)
+	}
+	for _, f := range gw.Forwards() {
+		if f.Authority != "remote.default.svc.cluster.local:9000" || f.Status != 200 {
+			t.Errorf("the gateway saw %+v", f)
+		}
 	}
 }

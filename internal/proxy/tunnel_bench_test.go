@@ -21,8 +21,10 @@ import (
 // loopback, node B dialing the app), "mtls-pipe" over one TLS connection on loopback
 // copied to the sink by io.Copy, the baseline of the same run. Compare their MB/s as a
 // ratio; bench/run measures the real thing (separate processes, network namespaces).
+// "double-hbone" goes through the test kit's east-west gateway: TLS inside TLS.
 func BenchmarkTunnelUpload(b *testing.B) {
 	b.Run("hbone", func(b *testing.B) { upload(b, tunnelTo(b, "127.0.11.1:9001")) })
+	b.Run("double-hbone", func(b *testing.B) { upload(b, doubleTo(b, remoteVIP+":9001")) })
 	b.Run("mtls-pipe", func(b *testing.B) {
 		upload(b, mtlsPipe(b, func(tc net.Conn) { n, _ := drain(tc); tc.Write([]byte{byte(n)}) }))
 	})
@@ -33,6 +35,7 @@ func BenchmarkTunnelUpload(b *testing.B) {
 // scheduler wake-up. "mtls-pipe" echoes over one TLS connection, the same run's baseline.
 func BenchmarkTunnelPingPong(b *testing.B) {
 	b.Run("hbone", func(b *testing.B) { pingPong(b, tunnelTo(b, "127.0.11.1:9000")) })
+	b.Run("double-hbone", func(b *testing.B) { pingPong(b, doubleTo(b, remoteVIP+":9000")) })
 	b.Run("mtls-pipe", func(b *testing.B) { pingPong(b, mtlsPipe(b, func(tc net.Conn) { io.Copy(tc, tc) })) })
 }
 
@@ -135,6 +138,17 @@ func mtlsPipe(b *testing.B, serve func(net.Conn)) net.Conn {
 // tunnelTo is a client's connection through the bed's two proxies to an app of node B.
 func tunnelTo(b *testing.B, target string) net.Conn {
 	c, code := newBed(b).socks(b, sleepIP, target)
+	if code != 0 {
+		b.Fatalf("SOCKS5 reply %d", code)
+	}
+	return c
+}
+
+// doubleTo is tunnelTo through the bed's east-west gateway (double HBONE).
+func doubleTo(b *testing.B, target string) net.Conn {
+	bed := newBed(b)
+	bed.throughGateway(b)
+	c, code := bed.socks(b, sleepIP, target)
 	if code != 0 {
 		b.Fatalf("SOCKS5 reply %d", code)
 	}

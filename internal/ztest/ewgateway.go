@@ -30,14 +30,13 @@ import (
 // only ever opens port 15008 of a workload that speaks HBONE, so nothing reaches an
 // app port unencrypted through it, and it never forwards to another gateway.
 type EastWestGateway struct {
-	Network string
-	State   *state.Store // what istiod tells the gateway about its network
-	dial    func(addr string) (net.Conn, error)
+	GatewayOptions
 
 	mu        sync.Mutex // guards the fields below
 	forwarded []Forward
 	next      int                   // round-robin over a service's endpoints
 	open      map[net.Conn]struct{} // closed when the test ends: pooled clients linger
+	accepted  int
 }
 
 // Forward is one CONNECT the gateway took: its authority and where it sent the bytes,
@@ -49,17 +48,31 @@ type Forward struct {
 	Reason    string
 }
 
-// ServeEastWestGateway serves l until the test ends, proving cert's identity and
-// trusting only peers that chain to its roots (any identity of the trust domain: the
-// real gateway leaves authorization to the far end); dial reaches its network (from
-// the gateway's namespace).
-func ServeEastWestGateway(t testing.TB, l net.Listener, dial func(addr string) (net.Conn, error), cert *identity.Cert,
-	network string, store *state.Store) *EastWestGateway {
-	g := &EastWestGateway{Network: network, State: store, dial: dial, open: map[net.Conn]struct{}{}}
-	cfg := mtls.ServerConfig(nil, func(context.Context, net.Addr) (*identity.Cert, error) { return cert, nil })
+// GatewayOptions are what a gateway is: its network, what it knows of it, how it
+// reaches it, and who it is.
+type GatewayOptions struct {
+	Network string
+	State   *state.Store // what istiod tells the gateway about its network
+	// Dial reaches the network (from the gateway's namespace, in the netns bed).
+	Dial func(addr string) (net.Conn, error)
+	// Cert is the gateway's own; peers must chain to its roots (any identity of the
+	// trust domain: the real gateway leaves authorization to the far end).
+	Cert *identity.Cert
+	// HBONEPort is the far ztunnels' HBONE port; 0 is 15008.
+	HBONEPort uint16
+}
+
+// ServeEastWestGateway serves l until the test ends.
+func ServeEastWestGateway(t testing.TB, l net.Listener, o GatewayOptions) *EastWestGateway {
+	g := &EastWestGateway{GatewayOptions: o, open: map[net.Conn]struct{}{}}
+	if g.HBONEPort == 0 {
+		g.HBONEPort = 15008
+	}
+	cfg := mtls.ServerConfig(nil, func(context.Context, net.Addr) (*identity.Cert, error) { return o.Cert, nil })
 	Serve(t, l, func(c net.Conn) {
 		g.mu.Lock()
 		g.open[c] = struct{}{}
+		g.accepted++
 		g.mu.Unlock()
 		defer func() { g.mu.Lock(); delete(g.open, c); g.mu.Unlock() }()
 		tc := tls.Server(c, cfg)
@@ -84,6 +97,13 @@ func ServeEastWestGateway(t testing.TB, l net.Listener, dial func(addr string) (
 	return g
 }
 
+// Accepted is how many connections (outer tunnels' TLS) the gateway has taken.
+func (g *EastWestGateway) Accepted() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.accepted
+}
+
 // Forwards lists the CONNECTs taken so far, in order.
 func (g *EastWestGateway) Forwards() []Forward {
 	g.mu.Lock()
@@ -96,7 +116,7 @@ func (g *EastWestGateway) serveStream(st *hbone.Stream) {
 	to, err := g.route(auth)
 	var up net.Conn
 	if err == nil {
-		up, err = g.dial(to.String())
+		up, err = g.Dial(to.String())
 	}
 	f := Forward{Authority: auth, To: to, Status: http.StatusOK}
 	if err != nil {
@@ -125,7 +145,7 @@ func (g *EastWestGateway) serveStream(st *hbone.Stream) {
 	st.Close()
 }
 
-// route is where the gateway sends an authority: an HBONE workload's port 15008.
+// route is where the gateway sends an authority: an HBONE workload's HBONE port.
 func (g *EastWestGateway) route(authority string) (netip.AddrPort, error) {
 	a, err := hbone.ParseAuthority(authority)
 	if err != nil {
@@ -164,5 +184,5 @@ func (g *EastWestGateway) hboneOf(w *state.Workload, what string) (netip.AddrPor
 	case w.TunnelProtocol != workloadapi.TunnelProtocol_HBONE:
 		return netip.AddrPort{}, fmt.Errorf("%s does not speak HBONE: the gateway opens only port 15008", w.Uid)
 	}
-	return netip.AddrPortFrom(w.IPs[0], 15008), nil
+	return netip.AddrPortFrom(w.IPs[0], g.HBONEPort), nil
 }
