@@ -52,7 +52,7 @@ const remoteVIP = "10.99.0.1"
 
 // throughGateway puts node B behind an east-west gateway on another network, as node
 // A sees it: service "remote" (VIP 10.99.0.1) has as its only endpoint network far's
-// split-horizon workload, behind the gateway at 127.0.12.1. The gateway routes the
+// split-horizon workload, behind the gateway at 127.0.13.1. The gateway routes the
 // service's hostname to echo-1 on node B's HBONE port.
 func (b *bed) throughGateway(t testing.TB) *ztest.EastWestGateway {
 	t.Helper()
@@ -62,14 +62,14 @@ func (b *bed) throughGateway(t testing.TB) *ztest.EastWestGateway {
 	split := ztest.WithService(ztest.Workload("default", "remote-far"), "default/"+host, 9000, 9000, 9001, 9001)
 	split.Uid, split.Network = "far/NetworkGateway/default/remote", "far"
 	split.NetworkGateway = &workloadapi.GatewayAddress{Destination: &workloadapi.GatewayAddress_Address{
-		Address: ztest.NetworkAddress("far", "127.0.12.1")}}
-	l, err := net.Listen("tcp", "127.0.12.1:0")
+		Address: ztest.NetworkAddress("far", "127.0.13.1")}}
+	l, err := net.Listen("tcp", "127.0.13.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	split.NetworkGateway.HboneMtlsPort = uint32(l.Addr().(*net.TCPAddr).Port)
-	gw := ztest.Workload("istio-system", "ew", "127.0.12.1")
-	gw.Uid, gw.Network = "NetworkGateway/far/127.0.12.1", "far"
+	gw := ztest.Workload("istio-system", "ew", "127.0.13.1")
+	gw.Uid, gw.Network = "NetworkGateway/far/127.0.13.1", "far"
 	b.a.store.Apply(state.Update{Addresses: addrs(svc, split, gw)})
 	echo := ztest.WithService(ztest.Workload("default", "echo-1", "127.0.11.1"), "default/"+host, 9000, 9000, 9001, 9001)
 	echo.Uid, echo.ServiceAccount, echo.Node = "b//echo-1", "echo", "b"
