@@ -75,8 +75,10 @@ func netAView() []*workloadapi.Address {
 	looped, loopSplit := remoteService("looped", "10.96.0.12", echoSAN, gatewayAt("net-c", "10.70.9.9"))
 	chained := onNet(ztest.Workload("istio-system", "chained-gateway", "10.70.9.9"), "net-c", "")
 	chained.NetworkGateway = gatewayAt("net-b", gwB)
+	legacy := onNet(ztest.Workload("default", "legacy", "10.70.2.11"), "net-b", "n2") // no ztunnel of its own
+	legacy.TunnelProtocol, legacy.NetworkGateway = workloadapi.TunnelProtocol_NONE, gatewayAt("net-b", gwB)
 	return addresses(echoService("net-a"), client, intruder, prom, sandwich, self, split, gateway, server,
-		imposter, impSplit, looped, loopSplit, chained, webService("net-a"), webWorkload())
+		imposter, impSplit, looped, loopSplit, chained, legacy, webService("net-a"), webWorkload())
 }
 
 // web is net-a's service for traffic the other way: net-b reaches it through gw-a.
@@ -405,6 +407,17 @@ func networkRefusals(t *testing.T, b *networksBed) {
 	ztest.Eventually(t, "the loop refused, named", func() bool {
 		return strings.Contains(b.nodes[1].logs.String(), "network gateway behind another gateway")
 	})
+	// A remote pod without a ztunnel: the gateway would have to open its app port.
+	forwards := len(b.gws["net-b"].Forwards())
+	if server, _, err := ask(t, client, "10.70.2.11:8080"); err == nil {
+		t.Fatalf("legacy: reached %q through the gateway", server)
+	}
+	ztest.Eventually(t, "the plaintext pod refused, named", func() bool {
+		return strings.Contains(b.nodes[1].logs.String(), "a gateway forwards only to HBONE")
+	})
+	if n := len(b.gws["net-b"].Forwards()); n != forwards {
+		t.Errorf("the gateway was asked %d times for a pod it cannot reach", n-forwards)
+	}
 	c, err := client.Dial(echoVIP + ":80")
 	if err != nil {
 		t.Fatal(err)

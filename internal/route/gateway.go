@@ -56,6 +56,18 @@ func (r Router) throughGateway(snap *state.Snapshot, src, next *state.Workload, 
 		Inner: inner, Dst: next, Gateway: gwW}, nil
 }
 
+// remoteHBONE refuses an endpoint behind a gateway that does not speak HBONE: the
+// gateway forwards the inner tunnel only to a ztunnel's HBONE port (15008), never to
+// an app port, so such a workload is unreachable from here (beyond Rust, which would
+// send it and fail at the far end; istiod's split-horizon workloads are all HBONE).
+func remoteHBONE(w *state.Workload) error {
+	if w.TunnelProtocol != workloadapi.TunnelProtocol_HBONE {
+		return fmt.Errorf("%w: %s on network %q does not speak HBONE, and a gateway forwards only to HBONE (port 15008)",
+			ErrOtherNetwork, w.Uid, w.Network)
+	}
+	return nil
+}
+
 // networkGateway is Rust fetch_network_gateway: by address, the workload there or the
 // service of that VIP load-balanced on the HBONE port; by hostname, that service or a
 // workload of that name. key names it on demand when it is not known.
@@ -117,6 +129,9 @@ func (r Router) remoteByAddr(snap *state.Snapshot, src *state.Workload, dst neti
 	}
 	if w.Waypoint != nil {
 		return Plan{}, true, fmt.Errorf("%w: %s has a waypoint: across networks it is reached by service only", ErrOtherNetwork, w.Uid)
+	}
+	if err := remoteHBONE(w); err != nil {
+		return Plan{}, true, err
 	}
 	pl, err := r.throughGateway(snap, src, w, dst.String(), []identity.Identity{WorkloadID(w)}, dst, e)
 	return pl, true, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"istio.io/istio/pkg/workloadapi"
@@ -51,6 +52,7 @@ func TestBuildRequestDoubleHBONE(t *testing.T) {
 		dst   string
 		want  Plan
 		err   error
+		why   string // in the refusal
 	}{
 		{name: "by VIP through the gateway named by address", dst: "10.96.0.1:80", want: wantSvc},
 		{name: "the gateway named by hostname is load-balanced on its HBONE port", dst: "10.96.0.1:80",
@@ -73,23 +75,23 @@ func TestBuildRequestDoubleHBONE(t *testing.T) {
 				return []any{ztest.WithService(ztest.Workload("ns", "local", "10.0.2.2"), svcKey, 80, 8080)}
 			},
 			want: Plan{Kind: Tunnel, Dial: ap("10.0.2.2:15008"), Authority: "10.0.2.2:8080", Expected: []identity.Identity{id("local"), id("echo")}}},
-		{name: "no gateway: never dialled (NoValidDestination)", dst: "10.96.0.1:80", err: ErrOtherNetwork,
+		{name: "no gateway: never dialled (NoValidDestination)", dst: "10.96.0.1:80", err: ErrOtherNetwork, why: "has no network gateway",
 			tweak: func(_ *workloadapi.Service, remote, _ *workloadapi.Workload) []any {
 				remote.NetworkGateway = nil
 				remote.Addresses = [][]byte{ztest.IP("10.9.0.1")}
 				return nil
 			}},
-		{name: "an unknown gateway (UnknownNetworkGateway)", dst: "10.96.0.1:80", err: ErrOtherNetwork,
+		{name: "an unknown gateway (UnknownNetworkGateway)", dst: "10.96.0.1:80", err: ErrOtherNetwork, why: "not found",
 			tweak: func(_ *workloadapi.Service, remote, _ *workloadapi.Workload) []any {
 				remote.NetworkGateway = gwAddr("net2", "192.168.9.77", 15008)
 				return nil
 			}},
-		{name: "a service without SANs: the far end could not be verified", dst: "10.96.0.1:80", err: ErrOtherNetwork,
+		{name: "a service without SANs: the far end could not be verified", dst: "10.96.0.1:80", err: ErrOtherNetwork, why: "no subject_alt_names",
 			tweak: func(svc *workloadapi.Service, _, _ *workloadapi.Workload) []any {
 				svc.SubjectAltNames = nil
 				return nil
 			}},
-		{name: "a gateway behind another gateway: a loop", dst: "10.96.0.1:80", err: ErrGatewayLoop,
+		{name: "a gateway behind another gateway: a loop", dst: "10.96.0.1:80", err: ErrGatewayLoop, why: "itself behind",
 			tweak: func(_ *workloadapi.Service, _, gw *workloadapi.Workload) []any {
 				gw.NetworkGateway = gwAddr("net3", "192.168.8.8", 15008)
 				return nil
@@ -102,7 +104,18 @@ func TestBuildRequestDoubleHBONE(t *testing.T) {
 			},
 			want: Plan{Kind: DoubleHBONE, Dial: ap("192.168.9.9:15008"), Authority: "10.9.0.5:8080",
 				Expected: []identity.Identity{gwID}, Inner: []identity.Identity{id("pod")}}},
-		{name: "a pod IP on two remote networks is ambiguous", dst: "10.9.0.5:8080", err: ErrOtherNetwork,
+		{name: "a remote endpoint that does not speak HBONE: the gateway opens only 15008", dst: "10.96.0.1:80", err: ErrOtherNetwork, why: "does not speak HBONE",
+			tweak: func(_ *workloadapi.Service, remote, _ *workloadapi.Workload) []any {
+				remote.TunnelProtocol = workloadapi.TunnelProtocol_NONE
+				return nil
+			}},
+		{name: "a remote pod by IP that does not speak HBONE", dst: "10.9.0.5:8080", err: ErrOtherNetwork, why: "does not speak HBONE",
+			tweak: func(_ *workloadapi.Service, _, _ *workloadapi.Workload) []any {
+				pod := onNetwork(ztest.Workload("ns", "pod", "10.9.0.5"), "net2")
+				pod.NetworkGateway, pod.TunnelProtocol = gwAddr("net2", "192.168.9.9", 15008), workloadapi.TunnelProtocol_NONE
+				return []any{pod}
+			}},
+		{name: "a pod IP on two remote networks is ambiguous", dst: "10.9.0.5:8080", err: ErrOtherNetwork, why: "ambiguous",
 			tweak: func(_ *workloadapi.Service, _, _ *workloadapi.Workload) []any {
 				var out []any
 				for _, n := range []string{"net2", "net3"} {
@@ -130,8 +143,8 @@ func TestBuildRequestDoubleHBONE(t *testing.T) {
 			snap := remoteMesh(t, tt.tweak)
 			pl, err := outbound(t, snap, "ns", "client", tt.dst)
 			if tt.err != nil {
-				if !errors.Is(err, tt.err) {
-					t.Fatalf("%v %s, %v; want %v", pl.Kind, pl.Dial, err, tt.err)
+				if !errors.Is(err, tt.err) || !strings.Contains(err.Error(), tt.why) {
+					t.Fatalf("%v %s, %v; want %v (%s)", pl.Kind, pl.Dial, err, tt.err, tt.why)
 				}
 				return
 			}

@@ -136,7 +136,11 @@ func (r Router) toService(snap *state.Snapshot, src *state.Workload, svc *state.
 		e.add("endpoint %s chosen (load balancing %s), target port %d", w.Uid, lbMode(svc), port)
 	}
 	if w.Network != src.Network {
-		pl, err := r.throughGateway(snap, src, w, hostAuthority(svc, dst.Port()), sans(svc), dst, e)
+		err := remoteHBONE(w)
+		var pl Plan
+		if err == nil {
+			pl, err = r.throughGateway(snap, src, w, hostAuthority(svc, dst.Port()), sans(svc), dst, e)
+		}
 		if err != nil {
 			return Plan{}, fmt.Errorf("service %s: %w", svc.Hostname, err)
 		}
