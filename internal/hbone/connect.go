@@ -56,11 +56,13 @@ func (c *Conn) IdleSince() time.Time {
 // A status other than 200 is a *StatusError and ends only this stream.
 func (c *Conn) OpenStream(ctx context.Context, r *Request) (*Stream, error) {
 	fields := []hpack.HeaderField{{Name: ":method", Value: "CONNECT"}, {Name: ":authority", Value: r.Authority}}
-	for _, h := range [][2]string{{"baggage", r.Baggage}, {"forwarded", r.Forwarded}, {"traceparent", r.Traceparent},
-		{"x-forwarded-network", r.ForwardedNetwork}} {
+	for _, h := range [][2]string{{"baggage", r.Baggage}, {"forwarded", r.Forwarded}, {"traceparent", r.Traceparent}} {
 		if h[1] != "" {
 			fields = append(fields, hpack.HeaderField{Name: h[0], Value: h[1]})
 		}
+	}
+	if n := r.ForwardedNetwork; n != nil {
+		fields = append(fields, hpack.HeaderField{Name: "x-forwarded-network", Value: *n})
 	}
 	c.wmu.Lock() // stream ids must go out in order: allocate under the write lock
 	c.mu.Lock()

@@ -372,3 +372,29 @@ func TestWriteToCarriesEveryByte(t *testing.T) {
 		t.Errorf("WriteTo on a reset stream returned nil after %q", sink.String())
 	}
 }
+
+// TestForwardedNetwork: x-forwarded-network goes only when set, and the default
+// network "" is sent as an empty value (Rust's double HBONE inner CONNECT), not dropped.
+func TestForwardedNetwork(t *testing.T) {
+	ztest.NoLeaks(t)
+	got := make(chan *hbone.Request, 3)
+	c := pair(t, hbone.Settings{}, func(s *hbone.Stream) { got <- s.Request(); s.Respond(200); s.Close() })
+	empty, named := "", "net-a"
+	for _, n := range []*string{nil, &empty, &named} {
+		c.TryReserve(100)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := c.OpenStream(ctx, &hbone.Request{Authority: "10.1.2.3:80", ForwardedNetwork: n})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		r := <-got
+		switch {
+		case n == nil && r.ForwardedNetwork != nil:
+			t.Errorf("no header sent, server saw %q", *r.ForwardedNetwork)
+		case n != nil && (r.ForwardedNetwork == nil || *r.ForwardedNetwork != *n):
+			t.Errorf("sent %q, server saw %v", *n, r.ForwardedNetwork)
+		}
+	}
+}

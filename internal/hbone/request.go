@@ -24,7 +24,8 @@ type Request struct {
 	Traceparent string
 	// ForwardedNetwork (x-forwarded-network) is the source's network, sent only on the
 	// inner CONNECT of double HBONE: the peer's IP is then the gateway's, not the source's.
-	ForwardedNetwork string
+	// nil is no header; the default network "" is sent as an empty value, as Rust does.
+	ForwardedNetwork *string
 	// Other holds any other request headers a peer sent (lowercase names).
 	Other map[string]string
 

@@ -44,7 +44,7 @@ func requestOf(f *http2.MetaHeadersFrame) (r *Request, reason string) {
 		case "traceparent":
 			r.Traceparent = h.Value
 		case "x-forwarded-network":
-			r.ForwardedNetwork = h.Value
+			r.ForwardedNetwork = &h.Value
 		case "host":
 			if r.Authority != "" && !strings.EqualFold(h.Value, r.Authority) {
 				reason = "host header differs from :authority (§8.3.1)"

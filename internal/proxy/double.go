@@ -29,7 +29,7 @@ func (p *Proxy) inner(ctx context.Context, outer *hbone.Stream, cert *identity.C
 		hc.Run()
 	}()
 	in := *req
-	in.ForwardedNetwork = p.router.Network
+	in.ForwardedNetwork = &p.router.Network
 	hc.TryReserve(1)
 	if t.Stream, err = hc.OpenStream(ctx, &in); err != nil {
 		t.Close()

@@ -29,7 +29,8 @@ func TestInboundFromGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	bag := "k8s.cluster.name=remote,k8s.namespace.name=far-ns,k8s.pod.name=far-pod,service.name=far-app,service.version=v9"
-	req := &hbone.Request{Authority: "127.0.11.1:9000", Baggage: bag, ForwardedNetwork: "net-far"}
+	far := "net-far"
+	req := &hbone.Request{Authority: "127.0.11.1:9000", Baggage: bag, ForwardedNetwork: &far}
 	if err := b.hboneRequest(t, cert, sleepIP, "127.0.11.1", req); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestDoubleHBONEPooling(t *testing.T) {
 		t.Errorf("node B took %d TLS connections from the gateway for 2 tunnels; the inner one is not pooled", n)
 	}
 	for _, f := range gw.Forwards() {
-		if f.Authority != "remote.default.svc.cluster.local:9000" || f.Status != 200 {
+		if f.Authority != "remote.default.svc.cluster.local:9000" || f.Status != 200 || f.ForwardedNetwork != nil {
 			t.Errorf("the gateway saw %+v", f)
 		}
 	}

@@ -146,7 +146,8 @@ var errDenied = errors.New("denied by authorization policy")
 // (the inner tunnel of double HBONE), as its x-forwarded-network names another
 // network than ours; the source is then known by its certificate and baggage only.
 func (p *Proxy) fromGateway(req *hbone.Request) bool {
-	return req.ForwardedNetwork != "" && !strings.EqualFold(req.ForwardedNetwork, p.router.Network)
+	n := req.ForwardedNetwork
+	return n != nil && !strings.EqualFold(*n, p.router.Network)
 }
 
 // serveIn carries an accepted inbound connection to its app, subject to late

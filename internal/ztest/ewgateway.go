@@ -46,6 +46,9 @@ type Forward struct {
 	To        netip.AddrPort
 	Status    int
 	Reason    string
+	// ForwardedNetwork is the outer CONNECT's x-forwarded-network: it belongs to the
+	// inner one only.
+	ForwardedNetwork *string
 }
 
 // GatewayOptions are what a gateway is: its network, what it knows of it, how it
@@ -118,7 +121,7 @@ func (g *EastWestGateway) serveStream(st *hbone.Stream) {
 	if err == nil {
 		up, err = g.Dial(to.String())
 	}
-	f := Forward{Authority: auth, To: to, Status: http.StatusOK}
+	f := Forward{Authority: auth, To: to, Status: http.StatusOK, ForwardedNetwork: st.Request().ForwardedNetwork}
 	if err != nil {
 		f.Status, f.Reason = http.StatusServiceUnavailable, err.Error()
 	}
