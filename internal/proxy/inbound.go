@@ -90,13 +90,7 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 	log := logging.Span(logging.Scoped(p.log, "inbound"), "inbound", "id", traceID(req.Traceparent),
 		"peer_ip", peer.Addr().String(), "peer_id", peerID.String())
 	snap := p.deps.State.Snapshot()
-	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID, mtls: true}
-	if !p.fromGateway(req) { // through a gateway the peer's address is the gateway's
-		r.srcW = p.router.Peer(snap, peer.Addr())
-	}
-	if !p.deps.NoBaggage {
-		r.baggage = req.Baggage
-	}
+	r := p.inboundRecord(snap, req, peerID, local, peer)
 	lc, err := p.live.admit(st)
 	if err != nil {
 		if errors.Is(err, errOverLimit) {
@@ -141,6 +135,19 @@ func (p *Proxy) serveStream(st *hbone.Stream, peerID identity.Identity, local, p
 }
 
 var errDenied = errors.New("denied by authorization policy")
+
+// inboundRecord starts an inbound CONNECT's telemetry: the source is the workload at
+// the peer's address, unless it came through a gateway, and its baggage.
+func (p *Proxy) inboundRecord(snap *state.Snapshot, req *hbone.Request, peerID identity.Identity, local, peer netip.AddrPort) *record {
+	r := &record{start: time.Now(), inbound: true, src: peer, dst: local, hboneAddr: req.Authority, srcID: peerID, mtls: true}
+	if !p.fromGateway(req) { // through a gateway the peer's address is the gateway's
+		r.srcW = p.router.Peer(snap, peer.Addr())
+	}
+	if !p.deps.NoBaggage {
+		r.baggage = req.Baggage
+	}
+	return r
+}
 
 // fromGateway is Rust's from_gateway: the CONNECT came through an east-west gateway
 // (the inner tunnel of double HBONE), as its x-forwarded-network names another
