@@ -188,6 +188,24 @@ func TestInPodNetworks(t *testing.T) {
 		}
 		t.Fatal("no inbound access log on net-b names foo/client")
 	})
+	t.Run("the source's metrics name the real destination", func(t *testing.T) {
+		// From the far end's answer (its baggage) and the inner peer's certificate, as
+		// Rust's DerivedWorkload; the gateway is only dst.addr.
+		ztest.Eventually(t, "net-a counts the connection to net-b's server", func() bool {
+			for _, line := range strings.Split(scrape(t, b.nodes[1]), "\n") {
+				if strings.HasPrefix(line, "istio_tcp_connections_opened_total{") && strings.Contains(line, `reporter="source"`) &&
+					strings.Contains(line, `destination_workload="server"`) && strings.Contains(line, `destination_principal="`+echoSAN+`"`) &&
+					strings.Contains(line, `destination_service="`+echoHost+`"`) {
+					return true
+				}
+			}
+			return false
+		})
+		if !strings.Contains(b.nodes[1].logs.String(), "dst.addr="+gwB+":15008 dst.hbone_addr="+echoHost+":80 dst.service="+echoHost+
+			" dst.workload=server dst.namespace=default dst.identity="+echoSAN) {
+			t.Fatal("no outbound access log on net-a names the server behind the gateway")
+		}
+	})
 	t.Run("refusals", func(t *testing.T) { networkRefusals(t, b) })
 	t.Run("PROXY v2 to an application tunnel", func(t *testing.T) { proxyTunnel(t, b) })
 	t.Run("Prometheus scrapes ztunnel over HBONE", func(t *testing.T) { selfScrape(t, b) })
