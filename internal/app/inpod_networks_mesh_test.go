@@ -47,7 +47,7 @@ func netAView() []*workloadapi.Address {
 	chained.NetworkGateway = gatewayAt("net-b", gwB)
 	legacy := onNet(ztest.Workload("default", "legacy", "10.70.2.11"), "net-b", "n2") // no ztunnel of its own
 	legacy.TunnelProtocol, legacy.NetworkGateway = workloadapi.TunnelProtocol_NONE, gatewayAt("net-b", gwB)
-	return addresses(echoService("net-a"), client, intruder, prom, sandwich, self, split, gateway, server,
+	return ztest.AsAddresses(echoService("net-a"), client, intruder, prom, sandwich, self, split, gateway, server,
 		imposter, impSplit, looped, loopSplit, chained, legacy, webService("net-a"), webWorkload())
 }
 
@@ -63,7 +63,7 @@ func webWorkload() *workloadapi.Workload {
 }
 
 // gwAView is what gw-a routes on.
-func gwAView() []*workloadapi.Address { return addresses(webService("net-a"), webWorkload()) }
+func gwAView() []*workloadapi.Address { return ztest.AsAddresses(webService("net-a"), webWorkload()) }
 
 // remoteService is a service of net-a's view whose one endpoint is a split-horizon
 // workload behind gw.
@@ -82,7 +82,7 @@ func netBView() []*workloadapi.Address {
 	web.Uid, web.NetworkGateway = "net-a/NetworkGateway/default/web", gatewayAt("net-a", gwA)
 	gateway := onNet(ztest.Workload("istio-system", gwSA, gwA), "net-a", "")
 	gateway.Uid = "NetworkGateway/net-a/" + gwA
-	return addresses(echoService("net-b"), serverWorkload(), webService("net-b"), web, gateway)
+	return ztest.AsAddresses(echoService("net-b"), serverWorkload(), webService("net-b"), web, gateway)
 }
 
 // gwBView is what gw-b routes on: net-b's view, where the server also backs imposter.
@@ -90,7 +90,7 @@ func gwBView() []*workloadapi.Address {
 	imposter := echoService("net-b")
 	imposter.Name, imposter.Hostname, imposter.Addresses = "imposter", "imposter.default.svc.cluster.local", nil
 	server := ztest.WithService(serverWorkload(), "default/imposter.default.svc.cluster.local", 80, 8080)
-	return addresses(echoService("net-b"), imposter, server)
+	return ztest.AsAddresses(echoService("net-b"), imposter, server)
 }
 
 func serverWorkload() *workloadapi.Workload {
@@ -103,14 +103,6 @@ func echoService(network string) *workloadapi.Service {
 	s := ztest.Service("default", "echo", []string{echoVIP}, 80, 8080)
 	s.Addresses[0].Network, s.SubjectAltNames = network, []string{echoSAN}
 	return s
-}
-
-func addresses(items ...any) []*workloadapi.Address {
-	var out []*workloadapi.Address
-	for _, it := range items {
-		out = append(out, ztest.AsAddress(it))
-	}
-	return out
 }
 
 // allowClient is the server's policy: only foo/client's identity.

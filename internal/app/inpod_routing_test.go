@@ -52,12 +52,8 @@ func routingMesh() []*workloadapi.Address {
 	echoB := echo("echo-b", "10.70.2.10", "n2", "fd00:70::2:10")
 	ztest.WithService(echoB, "default/private.default.svc.cluster.local", 80, 8080)
 	ztest.WithService(echoB, "default/api.example.com", 80, 8080)
-	var out []*workloadapi.Address
-	for _, a := range []any{private, split, svc("foo", "api", "api.example.com", "10.96.1.2", 80, 8080),
-		svc("default", "api", "api.example.com", "10.96.1.2", 80, 8080), echoA, echoB} {
-		out = append(out, ztest.AsAddress(a))
-	}
-	return out
+	return ztest.AsAddresses(private, split, svc("foo", "api", "api.example.com", "10.96.1.2", 80, 8080),
+		svc("default", "api", "api.example.com", "10.96.1.2", 80, 8080), echoA, echoB)
 }
 
 // TestInPodRouting shows routing parity end to end (Rust build_request, get_best_by_vip,

@@ -70,7 +70,7 @@ func TestAppTunnel(t *testing.T) {
 			w := ztest.Workload("default", "echo-3", "127.0.11.3")
 			w.Uid, w.ServiceAccount, w.Node = "b//echo-3", "echo", "b"
 			w.ApplicationTunnel = &workloadapi.ApplicationTunnel{Protocol: tt.protocol, Port: uint32(port)}
-			b.b.store.Apply(state.Update{Addresses: addrs(w)})
+			b.b.store.Apply(state.Update{Addresses: ztest.AsAddresses(w)})
 			cert, _ := b.ca.Fetch(context.Background(), sleepID)
 			req := &hbone.Request{Authority: "127.0.11.3:9000"}
 			if err := b.hboneRequest(t, cert, sleepIP, "127.0.11.3", req, func(st *hbone.Stream) {

@@ -71,27 +71,19 @@ func (b *bed) throughGateway(t testing.TB) *ztest.EastWestGateway {
 	split.NetworkGateway.HboneMtlsPort = uint32(l.Addr().(*net.TCPAddr).Port)
 	gw := ztest.Workload("istio-system", "ew", "127.0.13.1")
 	gw.Uid, gw.Network = "NetworkGateway/far/127.0.13.1", "far"
-	b.a.store.Apply(state.Update{Addresses: addrs(svc, split, gw)})
+	b.a.store.Apply(state.Update{Addresses: ztest.AsAddresses(svc, split, gw)})
 	echo := ztest.WithService(ztest.Workload("default", "echo-1", "127.0.11.1"), "default/"+host, 9000, 9000, 9001, 9001)
 	echo.Uid, echo.ServiceAccount, echo.Node = "b//echo-1", "echo", "b"
 	far := ztest.Service("default", "remote", nil, 9000, 9000, 9001, 9001)
-	b.b.store.Apply(state.Update{Addresses: addrs(far, echo)})
+	b.b.store.Apply(state.Update{Addresses: ztest.AsAddresses(far, echo)})
 	gwStore := state.NewStore()
-	gwStore.Apply(state.Update{Addresses: addrs(far, echo)})
+	gwStore.Apply(state.Update{Addresses: ztest.AsAddresses(far, echo)})
 	cert, err := b.ca.Fetch(context.Background(), identity.New("cluster.local", "istio-system", "ew"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dial := func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 10*time.Second) }
 	return ztest.ServeEastWestGateway(t, l, ztest.GatewayOptions{State: gwStore, Dial: dial, Cert: cert, HBONEPort: b.port})
-}
-
-func addrs(items ...any) []*workloadapi.Address {
-	var out []*workloadapi.Address
-	for _, it := range items {
-		out = append(out, ztest.AsAddress(it))
-	}
-	return out
 }
 
 // TestDoubleHBONEPooling pins Rust proxy_to_double_hbone's pooling: the outer tunnel to

@@ -34,8 +34,8 @@ func (r Router) throughGateway(snap *state.Snapshot, src, next *state.Workload, 
 		return Plan{}, fmt.Errorf("%w: %s is behind gateway %s, but no identity is known for the far end of the tunnel (the service has no subject_alt_names)",
 			ErrOtherNetwork, next.Uid, gatewayString(gw))
 	}
-	gwW, port, key, err := r.networkGateway(snap, src, next)
-	if err != nil || gwW == nil {
+	gwW, gwSvc, port, key, err := r.networkGateway(snap, src, next)
+	if err != nil {
 		return r.miss(key, Plan{}, err)
 	}
 	if gwW.NetworkGateway != nil {
@@ -49,8 +49,8 @@ func (r Router) throughGateway(snap *state.Snapshot, src, next *state.Workload, 
 		e.add("%s is on network %q: double HBONE through gateway %s (%s:%d), inner identities %v", next.Uid, next.Network, gwW.Uid, ip, port, inner)
 	}
 	outer := []identity.Identity{WorkloadID(gwW)}
-	if svc := gatewayService(snap, gw); svc != nil {
-		outer = append(sans(svc), outer...)
+	if gwSvc != nil {
+		outer = append(sans(gwSvc), outer...)
 	}
 	return Plan{Kind: DoubleHBONE, Dial: netip.AddrPortFrom(ip, port), Authority: authority, Expected: outer,
 		Inner: inner, Dst: next, Gateway: gwW}, nil
@@ -70,32 +70,24 @@ func remoteHBONE(w *state.Workload) error {
 
 // networkGateway is Rust fetch_network_gateway: by address, the workload there or the
 // service of that VIP load-balanced on the HBONE port; by hostname, that service or a
-// workload of that name. key names it on demand when it is not known.
-func (r Router) networkGateway(snap *state.Snapshot, src, next *state.Workload) (*state.Workload, uint16, string, error) {
+// workload of that name. svc, when the gateway is a service, names the SANs it may
+// also prove; key names it on demand when it is not known.
+func (r Router) networkGateway(snap *state.Snapshot, src, next *state.Workload) (w *state.Workload, svc *state.Service, port uint16, key string, err error) {
 	gw := next.NetworkGateway
-	port := uint16(gw.HboneMtlsPort)
+	port = uint16(gw.HboneMtlsPort)
 	if port == 0 {
 		port = r.hbonePort()
 	}
-	w, svc, key := gatewayTarget(snap, gw)
-	if svc != nil {
-		lw, lport, err := r.loadBalance(snap, src, svc, port, standard)
-		if err != nil {
-			return nil, 0, "", fmt.Errorf("network gateway %s: %w", svc.Hostname, err)
+	w, svc, key = gatewayTarget(snap, gw)
+	switch {
+	case svc != nil:
+		if w, port, err = r.loadBalance(snap, src, svc, port, standard); err != nil {
+			return nil, nil, 0, "", fmt.Errorf("network gateway %s: %w", svc.Hostname, err)
 		}
-		return lw, lport, "", nil
+	case w == nil:
+		return nil, nil, 0, key, fmt.Errorf("%w: network gateway %s of %s not found", ErrOtherNetwork, gatewayString(gw), next.Uid)
 	}
-	if w == nil {
-		return nil, 0, key, fmt.Errorf("%w: network gateway %s of %s not found", ErrOtherNetwork, gatewayString(gw), next.Uid)
-	}
-	return w, port, "", nil
-}
-
-// gatewayService is the service a gateway address names, whose SANs the gateway may
-// also prove.
-func gatewayService(snap *state.Snapshot, gw *workloadapi.GatewayAddress) *state.Service {
-	_, svc, _ := gatewayTarget(snap, gw)
-	return svc
+	return w, svc, port, "", nil
 }
 
 // gatewayIP is the address family to prefer for a gateway: the one it is named by,

@@ -85,6 +85,15 @@ func AsAddress(v any) *workloadapi.Address {
 	panic("ztest.AsAddress: want *Workload or *Service")
 }
 
+// AsAddresses wraps workloads and services for one state update, in order.
+func AsAddresses(items ...any) []*workloadapi.Address {
+	out := make([]*workloadapi.Address, 0, len(items))
+	for _, it := range items {
+		out = append(out, AsAddress(it))
+	}
+	return out
+}
+
 // DenyFromNamespace is the seed's policy: deny sources in namespace from, in ns.
 func DenyFromNamespace(ns, name, from string) *security.Authorization {
 	return &security.Authorization{
