@@ -58,7 +58,7 @@ type Plan struct {
 }
 
 // HBONE reports a plan carried in an HBONE tunnel.
-func (p Plan) HBONE() bool { return p.Kind >= Tunnel }
+func (p Plan) HBONE() bool { return p.Kind == Tunnel || p.Kind == Waypoint || p.Kind == DoubleHBONE }
 
 // Resolved is the plan once its hostname resolved to ip: the same ports, that address.
 func (p Plan) Resolved(ip netip.Addr) Plan {
